@@ -1,0 +1,1 @@
+"""Commands of this area are attached to ``agiqa.cli.app.app``."""

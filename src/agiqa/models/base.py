@@ -1,0 +1,56 @@
+"""The contract every agiqa model implements: an encoder trunk and a method head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from agiqa.encoders.base import DualEncoder
+from agiqa.models.card import ScoreSpec
+
+
+class QualityModel(nn.Module):
+    """Encoder (trunk) + method head, giving one score per dimension for each (image, prompt) pair.
+
+    ``forward`` is split in two so that training a head over a frozen encoder can cache the first half:
+    ``forward_features`` does all encoder work and returns a dict of tensors whose first dimension is the
+    batch; ``forward_head`` maps those tensors to scores. ``forward`` must not depend on batch size or order.
+
+    Attributes:
+        encoder: The vision-language backbone.
+        dimensions: What each output means (name, range, direction).
+    """
+
+    def __init__(self, encoder: DualEncoder, dimensions: Sequence[ScoreSpec]) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dimensions = tuple(dimensions)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Decoded RGB image -> model input tensor (the encoder's preprocessing unless a method needs views)."""
+        return self.encoder.preprocess(image)
+
+    def forward_features(self, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """All encoder work for a batch; override in methods that need more than pooled + token features."""
+        img = self.encoder.encode_image(pixel_values)
+        txt = self.encoder.encode_text(list(prompts))
+        feats = {
+            "image_tokens": img.tokens,
+            "image_pooled": img.pooled,
+            "text_tokens": txt.tokens,
+            "text_pooled": txt.pooled,
+        }
+        if txt.mask is not None:
+            feats["text_mask"] = txt.mask
+        return feats
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Map encoder features to ``{dimension: (B,) scores}``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward_head")
+
+    def forward(self, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Scores for a batch: ``{dimension: (B,) tensor}``."""
+        return self.forward_head(self.forward_features(pixel_values, prompts))

@@ -1,0 +1,110 @@
+"""One registry of models: cards (configs as data) and the method builders that turn a card into a model.
+
+* ``register_method(name)`` registers ``builder(encoder, card) -> QualityModel`` for a method.
+* Every ``*.yaml`` in ``agiqa/model_configs`` is a ``ModelCard``; users add their own with ``register_card``.
+* ``create_model(name_or_path)`` accepts a registered name, ``local-dir:/path`` or a plain path to a folder
+  holding ``config.yaml`` (a card) and ``model.safetensors`` (weights), which is the format ``agiqa train`` writes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from agiqa._registry import Registry
+from agiqa.encoders.factory import create_encoder
+from agiqa.models.base import QualityModel
+from agiqa.models.card import ModelCard
+
+MethodBuilder = Callable[..., QualityModel]
+METHODS: Registry[MethodBuilder] = Registry("method")
+CARDS: Registry[ModelCard] = Registry("model")
+register_method = METHODS.register
+_loaded_package_cards = False
+
+
+def register_card(card: ModelCard) -> ModelCard:
+    """Add a model card to the registry (``agiqa.load(card.name)`` then finds it)."""
+    CARDS.add(card.name, card)
+    return card
+
+
+def _ensure_cards() -> None:
+    global _loaded_package_cards
+    if _loaded_package_cards:
+        return
+    _loaded_package_cards = True
+    import agiqa.models  # noqa: F401  (registers the method builders)
+
+    for entry in sorted(resources.files("agiqa.model_configs").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            register_card(ModelCard.from_yaml(Path(str(entry))))
+
+
+def list_models(pattern: str = "*") -> list[ModelCard]:
+    """Cards of the registered models whose name matches the glob ``pattern``."""
+    _ensure_cards()
+    return [CARDS.get(n) for n in CARDS.names() if fnmatch.fnmatch(n, pattern)]
+
+
+def weights_path(card: ModelCard) -> Path | None:
+    """Where the card's weights file is (package ``weights/`` for bare names), or None if it has none."""
+    if card.weights is None:
+        return None
+    path = Path(card.weights)
+    if not path.is_absolute():
+        if card.source and Path(card.source).parent.joinpath(card.weights).exists():
+            path = Path(card.source).parent / card.weights
+        else:
+            path = Path(str(resources.files("agiqa.weights").joinpath(card.weights)))
+    return path
+
+
+def resolve_card(name_or_path: str) -> ModelCard:
+    """The card for a registered name, ``local-dir:/path``, or a folder with ``config.yaml``."""
+    _ensure_cards()
+    target = name_or_path.removeprefix("local-dir:")
+    folder = Path(target).expanduser()
+    if name_or_path.startswith("local-dir:") or folder.is_dir():
+        config = folder / "config.yaml"
+        if not config.is_file():
+            raise FileNotFoundError(
+                f"{folder}: not an agiqa model folder (no config.yaml); `agiqa train` writes config.yaml and "
+                "model.safetensors into its output folder"
+            )
+        return ModelCard.from_yaml(config)
+    return CARDS.get(name_or_path)
+
+
+def create_model(name_or_path: str, device: str | torch.device = "cpu", load_weights: bool = True) -> QualityModel:
+    """Build a model from its card and load its trained weights (strictly, from safetensors).
+
+    Args:
+        name_or_path: Registered name, ``local-dir:/path`` or a model folder.
+        device: Where to put the model.
+        load_weights: False to keep the heads as initialised (for training from scratch).
+    """
+    card = resolve_card(name_or_path)
+    encoder = create_encoder(card.encoder)
+    model = METHODS.get(card.method)(encoder, card)
+    model.card = card  # type: ignore[assignment]
+    path = weights_path(card) if load_weights else None
+    if path is not None:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"model {card.name!r}: weights file {path} is missing; train it with `agiqa train` or reinstall agiqa"
+            )
+        state = load_file(str(path))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        frozen_encoder = {k for k in missing if k.startswith("encoder.")}
+        if set(missing) - frozen_encoder or unexpected:
+            raise ValueError(
+                f"{path}: weights do not fit model {card.name!r}: missing {sorted(set(missing) - frozen_encoder)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}"
+            )
+    return model.to(device).eval()

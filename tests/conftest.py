@@ -1,0 +1,34 @@
+"""Shared fixtures. Real data lives in ../shared/data (override with AGIQA_SHARED_DATA); tests that need it skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("AGIQA_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not found at {path} (set AGIQA_SHARED_DATA or place ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the shared real data (skips the test when absent)."""
+    return _need(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def agiqa3k_root() -> Path:
+    """The real AGIQA-3K subset: data.csv + images/ (skips when absent)."""
+    return _need(SHARED_DATA / "agiqa3k" / "data.csv").parent
+
+
+@pytest.fixture(scope="session")
+def labels_root() -> Path:
+    """Real label files of AGIQA-1K, AIGCIQA2023, ImageReward, PartiPrompts (skips when absent)."""
+    return _need(SHARED_DATA / "labels")
