@@ -42,6 +42,8 @@ class DualEncoder(nn.Module, ABC):
         text_token_dim: Size of text ``tokens``.
         image_size: Side of the square input ``preprocess`` produces.
         max_text_tokens: Longest text the text tower takes; longer text is truncated (see ``encode_text``).
+        image_grid: ``(h, w)`` of the image token grid (``h * w`` image tokens, row-major), so heads can
+            reshape tokens into a map; None when image tokens do not form a grid.
     """
 
     name: str
@@ -50,6 +52,7 @@ class DualEncoder(nn.Module, ABC):
     text_token_dim: int
     image_size: int
     max_text_tokens: int
+    image_grid: tuple[int, int] | None = None
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -69,6 +72,17 @@ class DualEncoder(nn.Module, ABC):
 
         ``fraction=1`` freezes the tower entirely; projections into the joint space stay trainable.
         """
+
+    def project_tokens(self, tokens: torch.Tensor, tower: str) -> torch.Tensor:
+        """Map ``tokens`` of ``tower`` (``image`` or ``text``) into the joint space of ``pooled``, per token.
+
+        Lets methods compare words with patches (TSP-MGS's fine-grained similarity) by cosine.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not project tokens into the joint space")
+
+    def text_token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text before truncation (special tokens counted); compare with ``max_text_tokens``."""
+        raise NotImplementedError(f"{type(self).__name__} does not report token counts")
 
     @property
     def fingerprint(self) -> str:

@@ -16,8 +16,10 @@ class QualityModel(nn.Module):
     """Encoder (trunk) + method head, giving one score per dimension for each (image, prompt) pair.
 
     ``forward`` is split in two so that training a head over a frozen encoder can cache the first half:
-    ``forward_features`` does all encoder work and returns a dict of tensors whose first dimension is the
-    batch; ``forward_head`` maps those tensors to scores. ``forward`` must not depend on batch size or order.
+    ``forward_features`` does all encoder work (``image_features`` per image + ``text_features`` per prompt, so
+    the scorer can embed each unique prompt once and training can cache both) and returns a dict of tensors whose
+    first dimension is the batch; ``forward_head`` maps those tensors to scores. ``forward`` must not depend on
+    batch size or order.
 
     Attributes:
         encoder: The vision-language backbone.
@@ -33,19 +35,25 @@ class QualityModel(nn.Module):
         """Decoded RGB image -> model input tensor (the encoder's preprocessing unless a method needs views)."""
         return self.encoder.preprocess(image)
 
-    def forward_features(self, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """All encoder work for a batch; override in methods that need more than pooled + token features."""
+    def image_features(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All image-tower work for a batch; depends on the image alone, so it may be cached per image."""
         img = self.encoder.encode_image(pixel_values)
+        return {"image_tokens": img.tokens, "image_pooled": img.pooled}
+
+    def text_features(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """All text-tower work for a batch of prompts; depends on the prompt alone, so it may be cached per prompt.
+
+        Text-side tensors may have any shape after the batch dimension (e.g. ``(B, n_phrases, D)``).
+        """
         txt = self.encoder.encode_text(list(prompts))
-        feats = {
-            "image_tokens": img.tokens,
-            "image_pooled": img.pooled,
-            "text_tokens": txt.tokens,
-            "text_pooled": txt.pooled,
-        }
+        feats = {"text_tokens": txt.tokens, "text_pooled": txt.pooled}
         if txt.mask is not None:
             feats["text_mask"] = txt.mask
         return feats
+
+    def forward_features(self, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """All encoder work: ``image_features`` and ``text_features`` merged (their keys must not clash)."""
+        return {**self.image_features(pixel_values), **self.text_features(prompts)}
 
     def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map encoder features to ``{dimension: (B,) scores}``."""

@@ -1,0 +1,267 @@
+"""The Python API: ``agiqa.load(name)`` gives a ``Scorer``; ``scorer.score(images, prompts)`` gives scores.
+
+>>> scorer = agiqa.load()                                    # doctest: +SKIP
+>>> result = scorer.score(["a.png", "b.jpg"], "a red bicycle")  # doctest: +SKIP
+>>> result.to_pandas()                                       # doctest: +SKIP
+
+What ``images`` may hold, item by item: a path, encoded bytes, a ``PIL.Image``, a numpy array (``uint8`` or float in
+[0, 1], ``(H, W[, C])``) or a ``(3, H, W)`` float tensor in [0, 1]; all are decoded by ``agiqa.data.images.load_image``
+and preprocessed by the model. A single ``(B, 3, S, S)`` tensor is taken as already preprocessed pixel values (the
+output of ``scorer.preprocess``) and goes to the model as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from agiqa.data.images import MAX_PIXELS, ImageRef, describe_ref, load_image
+from agiqa.models.base import QualityModel
+from agiqa.models.card import ScoreSpec
+from agiqa.pipeline import Row, iter_scores, rows_to_frame, score_batch, score_rows
+
+DEFAULT_MODEL = "agiqa-lite"
+"""The model ``agiqa.load()`` and ``agiqa score`` use when none is named."""
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Scores of a list of (image, prompt) items.
+
+    Attributes:
+        dimensions: What each score means (range, direction, whether it needs the prompt).
+        images: Printable name of each image (its path, or ``<bytes: N>`` ...).
+        prompts: The prompt of each item.
+        scores: ``{dimension: (N,) float array}``; NaN where an item or a dimension failed.
+        errors: Why an item (or some of its dimensions) failed; empty string when all is well.
+        warnings: What the user should know about an item that was scored (e.g. a truncated prompt).
+    """
+
+    dimensions: tuple[ScoreSpec, ...]
+    images: list[str]
+    prompts: list[str]
+    scores: dict[str, np.ndarray]
+    errors: list[str]
+    warnings: list[str]
+
+    @classmethod
+    def from_rows(
+        cls, rows: Sequence[Row], names: Sequence[str], prompts: Sequence[str], dims: Sequence[ScoreSpec]
+    ) -> ScoreResult:
+        """Collect ``Row`` objects (in item order) into a result."""
+        return cls(
+            dimensions=tuple(dims),
+            images=[names[r.index] for r in rows],
+            prompts=[prompts[r.index] for r in rows],
+            scores={d.name: np.array([r.scores[d.name] for r in rows], dtype=np.float64) for d in dims},
+            errors=[r.error for r in rows],
+            warnings=[r.warning for r in rows],
+        )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {
+            "image": self.images[index],
+            "prompt": self.prompts[index],
+            **{name: float(v[index]) for name, v in self.scores.items()},
+            "error": self.errors[index],
+            "warning": self.warnings[index],
+        }
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of the items scored in every dimension."""
+        return np.array([not e for e in self.errors], dtype=bool)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per item: ``image, prompt, <dimensions>, error, warning``."""
+        return [self[i] for i in range(len(self))]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The same table ``agiqa score`` writes."""
+        rows = [
+            Row(i, {n: float(v[i]) for n, v in self.scores.items()}, e, w)
+            for i, (e, w) in enumerate(zip(self.errors, self.warnings, strict=True))
+        ]
+        return rows_to_frame(rows, self.images, self.prompts, self.dimensions)
+
+
+class Scorer:
+    """A model ready to score images: decoding, batching, prompt handling and a differentiable path.
+
+    Args:
+        model: A ``QualityModel`` (it is put in eval mode).
+        max_pixels: Larger images are refused (see ``agiqa.data.images``).
+    """
+
+    def __init__(self, model: QualityModel, max_pixels: int = MAX_PIXELS) -> None:
+        self.model = model.eval()
+        self.max_pixels = max_pixels
+        self._affine: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def name(self) -> str:
+        """Name of the model card (or the model class when it has no card)."""
+        card = getattr(self.model, "card", None)
+        return card.name if card is not None else type(self.model).__name__
+
+    @property
+    def dimensions(self) -> tuple[ScoreSpec, ...]:
+        """What each score means: name, range (``low``, ``high``), ``higher_is_better``, ``needs_prompt``."""
+        return self.model.dimensions
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs."""
+        return next(self.model.parameters(), torch.empty(0)).device
+
+    def __repr__(self) -> str:
+        dims = ", ".join(d.name for d in self.dimensions)
+        return f"Scorer({self.name!r}, dimensions=[{dims}], device={self.device})"
+
+    def preprocess(self, image: ImageRef) -> torch.Tensor:
+        """Decode one image and turn it into the model's ``(3, S, S)`` input."""
+        return self.model.preprocess(load_image(image, self.max_pixels))
+
+    def score(
+        self,
+        images: ImageRef | Sequence[ImageRef] | torch.Tensor,
+        prompts: str | Sequence[str] | None = None,
+        batch_size: int = 16,
+        workers: int = 0,
+    ) -> ScoreResult:
+        """Score images against prompts, without autograd; bad items get an ``error``, never an exception.
+
+        Args:
+            images: One image, a list of images, or a ``(B, 3, S, S)`` tensor of preprocessed pixel values.
+            prompts: One prompt for all images, one per image, or None (no prompt: the dimensions that need one
+                get an error, the others are scored).
+            batch_size: Items per model call; scores do not depend on it.
+            workers: Decoding processes (0 decodes in this process; worth it for hundreds of files).
+
+        Returns:
+            A ``ScoreResult`` in the order of ``images``.
+        """
+        if isinstance(images, torch.Tensor) and images.ndim == 4:
+            return self._score_pixels(images, self._prompts(prompts, images.shape[0]), batch_size)
+        if isinstance(images, str | bytes | Image.Image) or not isinstance(
+            images, Sequence | torch.Tensor | np.ndarray
+        ):
+            images = [images]
+        elif isinstance(images, np.ndarray | torch.Tensor) and images.ndim in (2, 3):
+            images = [images]
+        items = list(images)
+        texts = self._prompts(prompts, len(items))
+        rows = [
+            r
+            for batch in iter_scores(
+                self.model, items, texts, batch_size, workers, max_pixels=self.max_pixels
+            )
+            for r in batch
+        ]
+        return ScoreResult.from_rows(rows, [describe_ref(x) for x in items], texts, self.dimensions)
+
+    def _score_pixels(self, pixels: torch.Tensor, prompts: list[str], batch_size: int) -> ScoreResult:
+        rows: list[Row] = []
+        with torch.inference_mode():
+            for start in range(0, pixels.shape[0], batch_size):
+                idx = list(range(start, min(start + batch_size, pixels.shape[0])))
+                rows += score_rows(self.model, idx, pixels[idx], [prompts[i] for i in idx], self.device)
+        names = [f"<tensor {i}>" for i in range(pixels.shape[0])]
+        return ScoreResult.from_rows(rows, names, prompts, self.dimensions)
+
+    @staticmethod
+    def _prompts(prompts: str | Sequence[str] | None, n: int) -> list[str]:
+        if prompts is None:
+            return [""] * n
+        if isinstance(prompts, str):
+            return [prompts] * n
+        texts = ["" if p is None else str(p) for p in prompts]
+        if len(texts) != n:
+            raise ValueError(
+                f"`prompts` has {len(texts)} entries for {n} images; give one per image or a single str"
+            )
+        return texts
+
+    def score_tensor(
+        self, images: torch.Tensor, prompts: str | Sequence[str], preprocessed: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Differentiable scores, for use as a reward: autograd flows back to ``images``.
+
+        Args:
+            images: ``(B, 3, H, W)`` (or ``(3, H, W)``) RGB float in [0, 1]. They are resized (bilinear, antialiased)
+                so the shorter side is the model's ``image_size``, centre-cropped to a square, and normalised with
+                the per-channel map the model's own ``preprocess`` applies. With ``preprocessed=True`` they must
+                already be the model's input (output of ``preprocess``) and are used as is.
+            prompts: One prompt for all images or one per image.
+            preprocessed: See ``images``.
+
+        Returns:
+            ``{dimension: (B,) tensor}`` attached to the autograd graph (the model stays in eval mode).
+        """
+        if images.ndim == 3:
+            images = images.unsqueeze(0)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"`images` must be (B, 3, H, W), got shape {tuple(images.shape)}")
+        texts = self._prompts(prompts, images.shape[0])
+        pixels = images if preprocessed else self._differentiable_preprocess(images)
+        return score_batch(self.model, pixels.to(self.device), texts)
+
+    def _differentiable_preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        size = int(self.model.encoder.image_size)
+        h, w = images.shape[-2:]
+        scale = size / min(h, w)
+        new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+        if (new_h, new_w) != (h, w):
+            images = F.interpolate(
+                images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
+            )
+        top, left = (new_h - size) // 2, (new_w - size) // 2
+        images = images[..., top : top + size, left : left + size]
+        shift, gain = self._normalisation()
+        return images * gain.to(images) + shift.to(images)
+
+    def _normalisation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel ``(shift, gain)`` with ``preprocess(x) = shift + gain * x``, measured on flat images."""
+        if self._affine is None:
+            size = int(self.model.encoder.image_size)
+            probe = {
+                v: self.model.preprocess(Image.new("RGB", (size, size), (v, v, v))) for v in (0, 128, 255)
+            }
+            level = {v: t.float().mean(dim=(1, 2)) for v, t in probe.items()}
+            shift, gain = level[0], level[255] - level[0]
+            flat = all(float((t - level[v][:, None, None]).abs().max()) < 1e-4 for v, t in probe.items())
+            mid = shift + gain * (128 / 255)
+            if not flat or not torch.allclose(level[128], mid, atol=1e-3 * float(gain.abs().max()) + 1e-6):
+                raise NotImplementedError(
+                    f"model {self.name!r}: its preprocess is not a per-channel affine map of the pixels, so "
+                    "score_tensor cannot reproduce it; pass preprocessed=True with the model's own input"
+                )
+            self._affine = (shift.view(1, 3, 1, 1), gain.view(1, 3, 1, 1))
+        return self._affine
+
+
+def load(name_or_path: str | None = None, device: str | torch.device = "cpu") -> Scorer:
+    """Load a model as a ``Scorer``.
+
+    Args:
+        name_or_path: A registered model name (see ``agiqa models``), ``local-dir:/path`` or a folder written by
+            ``agiqa train``; None for ``DEFAULT_MODEL``.
+        device: ``cpu``, ``cuda``, ``cuda:1`` ...
+
+    Returns:
+        The scorer, in eval mode on ``device``.
+    """
+    from agiqa.models.registry import create_model
+
+    name = DEFAULT_MODEL if name_or_path is None else name_or_path
+    return Scorer(create_model(name, device=device))

@@ -1,0 +1,117 @@
+"""Small pieces every backend shares: tokenizing with announced truncation, offline loading, fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+ALLOW_DOWNLOAD_ENV = "AGIQA_ALLOW_DOWNLOAD"
+T = TypeVar("T")
+
+
+def tokenize(
+    tokenizer, texts: Sequence[str], max_length: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Pad to the longest text and truncate to ``max_length`` tokens, warning when a text was cut.
+
+    Args:
+        tokenizer: A transformers tokenizer.
+        texts: The texts of the batch.
+        max_length: Longest sequence the text tower takes, special tokens included.
+        device: Where the returned tensors go.
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, got one str; wrap it in a list")
+    full = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    cut = sum(len(ids) > max_length for ids in full)
+    if cut:
+        warnings.warn(
+            f"{cut} of {len(full)} texts are longer than the text tower's {max_length} tokens; truncated",
+            stacklevel=3,
+        )
+    batch = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def token_counts(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Number of tokens (special tokens included) of each text before truncation."""
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+
+
+def download_allowed(allow_download: bool | None) -> bool:
+    """Whether loaders may fetch from the Hugging Face hub: the kwarg, else ``AGIQA_ALLOW_DOWNLOAD=1``."""
+    if allow_download is not None:
+        return allow_download
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def is_local_path(source: str) -> bool:
+    """Whether ``source`` names a folder (exists, or looks like a path) rather than a hub id."""
+    return Path(source).expanduser().exists() or source.startswith(("/", "~", ".")) or source.count("/") > 1
+
+
+def missing_weights_error(backend: str, source: str, cause: Exception) -> FileNotFoundError:
+    """The error a loader raises when ``source`` is neither a local folder nor in the local hub cache."""
+    if is_local_path(source):
+        return FileNotFoundError(
+            f"encoder '{backend}:{source}': the folder {source} does not hold a loadable {backend} checkpoint "
+            f"(config.json, weights, tokenizer and preprocessor_config.json, as `save_pretrained` or "
+            f"`hf download` writes them). Cause: {cause}"
+        )
+    folder = f"~/models/{source.replace('/', '--')}"
+    return FileNotFoundError(
+        f"{backend} weights {source!r} are not on this machine and agiqa does not download at run time. "
+        f"Download them once into the Hugging Face cache, where agiqa finds them offline:\n"
+        f"    hf download {source}\n"
+        f"or into a folder of your choice and name it in the spec:\n"
+        f"    hf download {source} --local-dir {folder}   ->   '{backend}:{folder}'\n"
+        f"(or set {ALLOW_DOWNLOAD_ENV}=1 to let agiqa download on first use). Cause: {cause}"
+    )
+
+
+def load_pretrained(
+    backend: str, source: str, loader: Callable[..., T], allow_download: bool | None = None, **kwargs: Any
+) -> T:
+    """``loader(source, local_files_only=..., **kwargs)``, turning "not found" into ``missing_weights_error``.
+
+    Args:
+        backend: Encoder backend, for the message.
+        source: Local folder or hub id.
+        loader: A ``from_pretrained``-style callable.
+        allow_download: Let transformers fetch missing files (default: ``AGIQA_ALLOW_DOWNLOAD``).
+        **kwargs: Passed to ``loader``.
+    """
+    path = str(Path(source).expanduser()) if is_local_path(source) else source
+    try:
+        return loader(path, local_files_only=not download_allowed(allow_download), **kwargs)
+    except OSError as err:
+        raise missing_weights_error(backend, source, err) from err
+
+
+def read_preprocessor_config(backend: str, source: str, allow_download: bool | None = None) -> dict[str, Any]:
+    """The checkpoint's ``preprocessor_config.json`` (image size, mean, std, resampling)."""
+    from transformers.utils import cached_file
+
+    path = load_pretrained(backend, source, partial(cached_file, filename="preprocessor_config.json"), allow_download)
+    if path is None:
+        raise missing_weights_error(backend, source, FileNotFoundError("preprocessor_config.json"))
+    return json.loads(Path(path).read_text())
+
+
+def parameters_digest(*modules: nn.Module) -> str:
+    """Short hash of the parameters of ``modules`` (for fingerprints of trainable parts)."""
+    digest = hashlib.sha1()
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]

@@ -1,0 +1,97 @@
+"""Image preprocessing shared by every backend: resize, centre-crop, normalise (PIL and numpy only).
+
+The numbers that define a checkpoint's preprocessing travel with the checkpoint: ``ImageTransform`` is built
+from arguments (lite) or from a Hugging Face ``preprocessor_config.json`` (CLIP, BLIP-2), then applied with
+PIL, because torchvision (which transformers' default image processors need) is not a dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_center_crop(
+    image: Image.Image, size: int, resample: int = Image.Resampling.BICUBIC
+) -> Image.Image:
+    """Resize so the shorter side is ``size`` (aspect kept), then cut the central ``size`` x ``size`` square."""
+    w, h = image.size
+    scale = size / min(w, h)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), resample=resample)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def to_normalized_tensor(image: Image.Image, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """RGB image -> ``(3, H, W)`` float32 tensor, scaled to [0, 1] then normalised per channel."""
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def _side(value: Any, key: str) -> int:
+    if isinstance(value, Mapping):
+        for name in ("shortest_edge", "height", "width"):
+            if name in value:
+                return int(value[name])
+        raise ValueError(f"preprocessor config: cannot read a size from {key}={dict(value)}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Decoded image -> normalised ``(3, size, size)`` tensor.
+
+    Attributes:
+        size: Side of the square output.
+        center_crop: True: resize the shorter side to ``size`` then centre-crop (aspect kept);
+            False: resize straight to ``size`` x ``size`` (aspect changes, nothing is cut; BLIP-2's way).
+        mean: Per-channel mean of the normalisation (0..1 scale).
+        std: Per-channel standard deviation.
+        resample: PIL resampling filter.
+    """
+
+    size: int
+    center_crop: bool = True
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    resample: int = Image.Resampling.BICUBIC
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        if self.center_crop:
+            image = resize_center_crop(image, self.size, self.resample)
+        elif image.size != (self.size, self.size):
+            image = image.resize((self.size, self.size), resample=self.resample)
+        return to_normalized_tensor(image, self.mean, self.std)
+
+    @classmethod
+    def from_hf_config(cls, config: Mapping[str, Any]) -> ImageTransform:
+        """Read ``size``/``crop_size``/``do_center_crop``/``image_mean``/``image_std``/``resample`` of a
+        Hugging Face ``preprocessor_config.json``; a crop size different from the resize size is not supported.
+        """
+        crop = bool(config.get("do_center_crop", False))
+        size = _side(config["crop_size"] if crop else config["size"], "crop_size" if crop else "size")
+        if crop and _side(config["size"], "size") != size:
+            raise ValueError(
+                f"preprocessor config resizes to {config['size']} then crops {config['crop_size']}; "
+                "agiqa supports crop size == resize size only"
+            )
+        return cls(
+            size=size,
+            center_crop=crop,
+            mean=tuple(config.get("image_mean", IMAGENET_MEAN)),
+            std=tuple(config.get("image_std", IMAGENET_STD)),
+            resample=int(config.get("resample", Image.Resampling.BICUBIC)),
+        )

@@ -1,0 +1,109 @@
+"""Tables in and out: item tables (``image``, ``prompt``) read from csv/jsonl/parquet, score tables written atomically.
+
+A file written here appears under its final name only when it is complete: it is written to a temporary file in the
+same folder, flushed to disk (``fsync``) and renamed over the target with ``os.replace``, which is atomic on POSIX
+and Windows. A crash leaves at worst a ``.NAME.tmp-PID`` file that no reader takes for the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
+INPUT_FORMATS = (".csv", ".jsonl", ".parquet")
+
+
+def table_format(path: str | Path, allowed: tuple[str, ...] = OUTPUT_FORMATS, what: str = "--out") -> str:
+    """The extension of ``path`` (``.csv``, ``.jsonl``, ``.parquet``), or a ``ValueError`` naming ``what``."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        suffix = ".jsonl"
+    if suffix not in allowed:
+        raise ValueError(
+            f"{what} {path}: unsupported extension {suffix or '(none)'!r}; use one of {', '.join(allowed)}"
+        )
+    return suffix
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either its old content or the complete new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform (Windows), where it is skipped.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def table_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
+    """Serialise a score table as ``.csv``, ``.jsonl`` or ``.parquet`` (missing scores: empty / null)."""
+    if fmt == ".csv":
+        return frame.to_csv(index=False).encode("utf-8")
+    if fmt == ".jsonl":
+        text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
+        return (text if text.endswith("\n") or not text else text + "\n").encode("utf-8")
+    if fmt == ".parquet":
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        return buf.getvalue()
+    raise ValueError(f"unsupported table format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` atomically in the format named by the extension of ``path``."""
+    atomic_write_bytes(path, table_bytes(frame, table_format(path)))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a table as strings, keeping empty cells as ``""`` (so an empty prompt stays a prompt)."""
+    path = Path(path)
+    fmt = table_format(path, INPUT_FORMATS, what="--input")
+    if not path.is_file():
+        raise FileNotFoundError(f"--input {path}: no such file")
+    if fmt == ".csv":
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    if fmt == ".jsonl":
+        frame = pd.read_json(path, lines=True, dtype=False)
+    else:
+        frame = pd.read_parquet(path)
+    return frame.fillna("").astype(str)
+
+
+def read_item_table(path: str | Path) -> list[tuple[str, str]]:
+    """``(image, prompt)`` rows of an input table; the error names the file and the missing column."""
+    frame = read_table(path)
+    missing = [c for c in ("image", "prompt") if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"--input {path}: missing column(s) {missing}; the table needs columns 'image' and 'prompt' "
+            f"(found {list(frame.columns)})"
+        )
+    empty = frame.index[frame["image"].str.strip() == ""]
+    if len(empty):
+        raise ValueError(f"--input {path}: row {int(empty[0]) + 1} has an empty 'image' cell")
+    return list(zip(frame["image"].tolist(), frame["prompt"].tolist(), strict=True))

@@ -1,0 +1,236 @@
+"""TSP-MGS (002): task-specific prompts and multi-granularity similarity.
+
+Inputs (sec. 3.1): the resized image ``I_r`` and ``N`` patches ``P_i`` cut from the full-resolution image
+(``preprocess`` returns them stacked, ``(1 + N, 3, S, S)``); level prompts and the initial prompt's words.
+
+Task-specific prompts (sec. 3.2), ``L`` levels, worst first:
+    perception ``adj``  "A photo of {bad, poor, fair, good, perfect} quality."
+    perception ``ant``  "{Bad, Good} photo."
+    alignment           "A photo that {badly, poorly, fairly, well, perfectly} matches {prompt}."
+Each output dimension uses one kind (``prompt_kind``); by default ``alignment`` / ``correspondence`` /
+``preference`` use the alignment prompts and every other dimension the perception prompts.
+
+    eq. 2   ``S(F_I, F_T)`` cosine similarity (``heads.cosine``);
+    eq. 3   ``p_j^I = softmax_j(S(F_Ir, F_Tts_j))``, and ``p_j^P`` with the mean patch feature;
+    eq. 5   ``Q_cg = L / (L - 1) * (sum_j j p_j - 1)`` (``heads.expected_level``);
+    eq. 4   ``w_I = mean_k S(F_Ir, F_Wk)`` over the K words of the initial prompt, ``w_P`` likewise;
+    eq. 6   ``Q_fg = (w_I + w_P) / 2 * L``;
+    eq. 7   ``Q = alpha Q_cg^I + (1 - alpha) Q_cg^P + Q_fg``;
+    eq. 8   MAE loss (``agiqa.losses.mae_loss``).
+
+Choices where the paper is vague (see docs/methods.md):
+* Patches: ``n_patches`` = 5 crops of side ``S`` (the encoder input) at native resolution: the centre and the
+  four corners (1 = centre only). Images whose shorter side is below ``S`` are first upscaled to ``S``.
+* Word features ``F_Wk``: each word of the prompt (``\\w`` runs, at most ``max_words``) encoded on its own by
+  the text tower, so words live in the joint space whatever the encoder; all words count, as in eq. 4.
+* ``alpha`` per dimension: a number or ``"learned"`` (a sigmoid-squashed parameter starting at 0.5); by
+  default the paper's best (Fig. 7): 0 for perception, 1 for alignment.
+* ``logit_scale`` multiplies the similarities before the softmax of eq. 3 (1 = the paper's literal form);
+  ``learn_logit_scale`` makes it trainable.
+* ``adapter``: optional zero-initialised residual linear maps on the image and text embeddings, so that a
+  head over a frozen encoder (the lite cards) has something to train; off in the paper's (clip) cards, where
+  the whole CLIP is fine-tuned instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import torch
+from PIL import Image
+from torch import nn
+
+from agiqa.encoders.base import DualEncoder
+from agiqa.models._builder import build_from_card
+from agiqa.models.base import QualityModel
+from agiqa.models.card import ModelCard, ScoreSpec
+from agiqa.models.heads import cosine, expected_level, masked_mean, zero_linear
+from agiqa.models.registry import register_method
+
+PERCEPTION_PROMPTS = {
+    "adj": [f"A photo of {adj} quality." for adj in ("bad", "poor", "fair", "good", "perfect")],
+    "ant": ["Bad photo.", "Good photo."],
+}
+ALIGNMENT_TEMPLATE = "A photo that {adv} matches {prompt}."
+ALIGNMENT_LEVELS = ("badly", "poorly", "fairly", "well", "perfectly")
+ALIGNMENT_DIMENSIONS = ("alignment", "correspondence", "preference")
+DEFAULT_ALPHA = {"perception": 0.0, "alignment": 1.0}
+_WORD = re.compile(r"\w[\w'-]*")
+
+
+def prompt_words(prompt: str, max_words: int) -> list[str]:
+    """The words of a prompt (runs of word characters), at most ``max_words``; the prompt itself if none."""
+    words = _WORD.findall(prompt)[:max_words]
+    return words or [prompt.strip()]
+
+
+def patch_boxes(width: int, height: int, side: int, n_patches: int) -> list[tuple[int, int, int, int]]:
+    """Crop boxes ``(left, top, right, bottom)``: the centre, then the four corners (``n_patches`` 1 or 5)."""
+    if n_patches not in (1, 5):
+        raise ValueError(f"tsp-mgs: n_patches={n_patches}; use 1 (centre) or 5 (centre + 4 corners)")
+    left, top = (width - side) // 2, (height - side) // 2
+    boxes = [(left, top, left + side, top + side)]
+    if n_patches == 5:
+        right, bottom = width - side, height - side
+        boxes += [
+            (0, 0, side, side),
+            (right, 0, width, side),
+            (0, bottom, side, height),
+            (right, bottom, width, height),
+        ]
+    return boxes
+
+
+class TSPMGS(QualityModel):
+    """TSP-MGS over any ``DualEncoder`` (see module docstring).
+
+    Args:
+        encoder: The backbone (CLIP ViT-B/32 in the paper).
+        dimensions: Output scores.
+        prompt_kind: ``{dimension: "perception" | "alignment"}`` overriding the default by name.
+        perception_form: ``adj`` (5 levels) or ``ant`` (2 levels).
+        alpha: Eq. 7 balance: a number, ``"learned"``, or ``{dimension: number | "learned"}``.
+        n_patches: Patches cut from the full-resolution image (1 or 5).
+        max_words: Words of the initial prompt used in eq. 4.
+        logit_scale: Multiplier of the similarities before the softmax of eq. 3.
+        learn_logit_scale: Whether ``logit_scale`` is trained.
+        adapter: Zero-initialised residual linear maps on the image and text embeddings.
+    """
+
+    def __init__(
+        self,
+        encoder: DualEncoder,
+        dimensions: Sequence[ScoreSpec],
+        prompt_kind: Mapping[str, str] | None = None,
+        perception_form: str = "adj",
+        alpha: float | str | Mapping[str, float | str] | None = None,
+        n_patches: int = 5,
+        max_words: int = 16,
+        logit_scale: float = 1.0,
+        learn_logit_scale: bool = False,
+        adapter: bool = False,
+    ) -> None:
+        super().__init__(encoder, dimensions)
+        if perception_form not in PERCEPTION_PROMPTS:
+            raise ValueError(
+                f"tsp-mgs: perception_form={perception_form!r}; use one of {list(PERCEPTION_PROMPTS)}"
+            )
+        patch_boxes(2 * encoder.image_size, 2 * encoder.image_size, encoder.image_size, n_patches)
+        names = [d.name for d in self.dimensions]
+        kinds = {n: "alignment" if n in ALIGNMENT_DIMENSIONS else "perception" for n in names}
+        for name, kind in (prompt_kind or {}).items():
+            if name not in kinds or kind not in DEFAULT_ALPHA:
+                raise ValueError(
+                    f"tsp-mgs: prompt_kind {name!r}: {kind!r}; keys must be among {names}, values "
+                    "'perception' or 'alignment'"
+                )
+            kinds[name] = kind
+        self.kinds = kinds
+        self.perception_prompts = PERCEPTION_PROMPTS[perception_form]
+        self.n_patches, self.max_words = n_patches, max_words
+        self.alpha_fixed: dict[str, float] = {}
+        self.alpha_logit = nn.ParameterDict()
+        for name in names:
+            value = alpha.get(name) if isinstance(alpha, Mapping) else alpha
+            value = DEFAULT_ALPHA[kinds[name]] if value is None else value
+            if value == "learned":
+                self.alpha_logit[name] = nn.Parameter(torch.zeros(()))
+            elif isinstance(value, int | float) and 0.0 <= value <= 1.0:
+                self.alpha_fixed[name] = float(value)
+            else:
+                raise ValueError(
+                    f"tsp-mgs: alpha for {name!r} is {value!r}; give a number in [0, 1] or 'learned'"
+                )
+        self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)), requires_grad=learn_logit_scale)
+        dim = encoder.embed_dim
+        self.image_adapter = zero_linear(dim, dim) if adapter else None
+        self.text_adapter = zero_linear(dim, dim) if adapter else None
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """``(1 + n_patches, 3, S, S)``: the resized image, then the patches at native resolution."""
+        side = self.encoder.image_size
+        image = image.convert("RGB")
+        if min(image.size) < side:
+            scale = side / min(image.size)
+            image = image.resize(
+                (max(side, round(image.width * scale)), max(side, round(image.height * scale)))
+            )
+        views = [self.encoder.preprocess(image)]
+        views += [
+            self.encoder.preprocess(image.crop(box)) for box in patch_boxes(*image.size, side, self.n_patches)
+        ]
+        return torch.stack(views)
+
+    def image_features(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``F_Ir`` and the mean patch feature ``mean_i F_Pi``, both ``(B, D)``.
+
+        A plain ``(B, 3, S, S)`` batch (no patches) is accepted; the image then stands in for its patches.
+        """
+        if pixel_values.dim() == 4:
+            pooled = self.encoder.encode_image(pixel_values).pooled
+            return {"image_pooled": pooled, "patch_pooled": pooled}
+        batch, views = pixel_values.shape[:2]
+        pooled = self.encoder.encode_image(pixel_values.flatten(0, 1)).pooled.view(batch, views, -1)
+        return {"image_pooled": pooled[:, 0], "patch_pooled": pooled[:, 1:].mean(dim=1)}
+
+    def text_features(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Level-prompt embeddings ``(B, L, D)`` per prompt kind in use and word embeddings ``(B, K, D)``."""
+        batch, feats = len(prompts), {}
+        if "perception" in self.kinds.values():
+            levels = self.encoder.encode_text(self.perception_prompts).pooled
+            feats["levels_perception"] = levels.unsqueeze(0).expand(batch, -1, -1)
+        if "alignment" in self.kinds.values():
+            texts = [
+                ALIGNMENT_TEMPLATE.format(adv=a, prompt=p.strip().rstrip("."))
+                for p in prompts
+                for a in ALIGNMENT_LEVELS
+            ]
+            feats["levels_alignment"] = self.encoder.encode_text(texts).pooled.view(
+                batch, len(ALIGNMENT_LEVELS), -1
+            )
+        words = [prompt_words(p, self.max_words) for p in prompts]
+        pooled = self.encoder.encode_text([w for ws in words for w in ws]).pooled
+        table = pooled.new_zeros(batch, self.max_words, pooled.shape[-1])
+        mask = torch.zeros(batch, self.max_words, dtype=torch.bool, device=pooled.device)
+        start = 0
+        for row, ws in enumerate(words):
+            table[row, : len(ws)] = pooled[start : start + len(ws)]
+            mask[row, : len(ws)] = True
+            start += len(ws)
+        return {**feats, "words": table, "words_mask": mask}
+
+    def _adapt(self, x: torch.Tensor, adapter: nn.Linear | None) -> torch.Tensor:
+        return x if adapter is None else x + adapter(x)
+
+    def alpha(self, name: str) -> torch.Tensor | float:
+        """Eq. 7 weight of the resized image for dimension ``name``."""
+        if name in self.alpha_logit:
+            return torch.sigmoid(self.alpha_logit[name])
+        return self.alpha_fixed[name]
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Eq. 3-7 for every dimension."""
+        image = self._adapt(features["image_pooled"], self.image_adapter).unsqueeze(1)
+        patch = self._adapt(features["patch_pooled"], self.image_adapter).unsqueeze(1)
+        words = self._adapt(features["words"], self.text_adapter)
+        mask = features["words_mask"]
+        w_image = masked_mean(cosine(image, words).unsqueeze(-1), mask).squeeze(-1)
+        w_patch = masked_mean(cosine(patch, words).unsqueeze(-1), mask).squeeze(-1)
+        scale = self.log_scale.exp()
+        scores = {}
+        for name, kind in self.kinds.items():
+            levels = self._adapt(features[f"levels_{kind}"], self.text_adapter)
+            q_image = expected_level(scale * cosine(image, levels))
+            q_patch = expected_level(scale * cosine(patch, levels))
+            q_fine = (w_image + w_patch) / 2 * levels.shape[1]
+            alpha = self.alpha(name)
+            scores[name] = alpha * q_image + (1 - alpha) * q_patch + q_fine
+        return scores
+
+
+@register_method("tsp-mgs")
+def build_tsp_mgs(encoder: DualEncoder, card: ModelCard) -> TSPMGS:
+    """Builder for cards with ``method: tsp-mgs`` (method_args: the keyword arguments of ``TSPMGS``)."""
+    return build_from_card(TSPMGS, encoder, card)

@@ -1,0 +1,299 @@
+"""Feature cache: encode each image and each prompt once, reuse the result across epochs, splits and methods.
+
+What is cached is the output of the model's own ``image_features`` (per image and view) and ``text_features``
+(per prompt), i.e. the contract boundary of ``QualityModel``: everything before ``forward_head``. This is the
+level at which caching is correct for every method without knowing its internals, and it is shared widely:
+
+* **Image namespace** = encoder fingerprint (weights + preprocessing + projections) + the implementation of
+  ``preprocess`` and ``image_features`` the model uses + a digest of their output on a fixed probe image.
+  Methods that keep the base class's implementations (they differ only in ``forward_head``) share one cache;
+  a method that overrides either (TSP-MGS's multi-crop views) gets its own, and method arguments that change
+  the features (number of patches) change the probe digest while head-only arguments do not. A model may
+  declare a ``feature_config`` attribute instead of the probe.
+* **Text namespace** = encoder fingerprint + ``text_features`` implementation + a digest of its output on a
+  fixed probe prompt (phrase segmentation, prompt refinement and the like live in ``text_features``).
+* **Item key** = SHA-1 of the image file's bytes (not its path) plus the view (``orig``, ``hflip+cc0.95``,
+  a Stable Preference weak view ...), or SHA-1 of the prompt text.
+
+Because the image tower's projection into the joint space is part of ``encode_image``, a cached run trains
+the heads over a *fixed* projection (the encoder is entirely frozen in cached mode). Train with
+``train.cache: off`` to tune the projections or encoder layers.
+
+Storage: safetensors shards ``<root>/<namespace>/shard-*.safetensors``; tensor ``"<item key>/<feature>"``.
+Floating features are stored as float16 and always returned after that round trip, so a run that filled the
+cache and a run that read it see the same numbers. Root: ``$AGIQA_CACHE_DIR`` or ``~/.cache/agiqa/features``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from agiqa.data.images import load_image
+from agiqa.models.base import QualityModel
+
+CACHE_ENV = "AGIQA_CACHE_DIR"
+ImageTransform = Callable[[Image.Image, str], Image.Image]
+"""``transform(image, content_hash) -> image``: a view of an image (the hash seeds random views per image)."""
+
+
+def default_cache_dir() -> Path:
+    """``$AGIQA_CACHE_DIR`` when set, else ``~/.cache/agiqa/features``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "agiqa" / "features"
+
+
+def content_hash(ref: str | Path | bytes) -> str:
+    """SHA-1 of an image file's bytes (or of the bytes themselves)."""
+    data = ref if isinstance(ref, bytes) else Path(ref).read_bytes()
+    return hashlib.sha1(data).hexdigest()
+
+
+def _impl(model: QualityModel, method: str) -> str:
+    func = getattr(type(model), method)
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def _digest(parts: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _tensor_digest(features: dict[str, torch.Tensor]) -> str:
+    """Shapes + a few sums at 4 significant digits: stable across thread counts, sensitive to any real change."""
+    digest = hashlib.sha1()
+    for name in sorted(features):
+        t = features[name].detach().cpu()
+        digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        if t.is_floating_point():
+            x = t.double().flatten()
+            w = torch.linspace(-1.0, 1.0, x.numel(), dtype=torch.float64)
+            digest.update(" ".join(f"{float(v):.4g}" for v in (x.sum(), x.abs().sum(), (x * w).sum())).encode())
+        else:
+            digest.update(t.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def probe_image() -> Image.Image:
+    """A fixed non-square test card (gradients + a block) whose features identify a feature pipeline."""
+    y, x = np.mgrid[0:240, 0:320]
+    pixels = np.stack([x * 255 // 319, y * 255 // 239, (x + y) % 256], axis=-1).astype(np.uint8)
+    pixels[60:120, 200:280] = (250, 240, 20)
+    return Image.fromarray(pixels)
+
+
+PROBE_PROMPT = "a red cube on a wooden table, studio light, oil painting by an old master"
+
+
+@torch.no_grad()
+def _probe(model: QualityModel, kind: str) -> str:
+    if hasattr(model, "feature_config"):
+        return _digest({"feature_config": model.feature_config})
+    was = model.training
+    model.eval()
+    try:
+        if kind == "image":
+            feats = model.image_features(model.preprocess(probe_image()).unsqueeze(0))
+        else:
+            feats = model.text_features([PROBE_PROMPT])
+    finally:
+        model.train(was)
+    return _tensor_digest(feats)
+
+
+def image_namespace(model: QualityModel) -> str:
+    """Cache namespace of ``model.image_features`` (see module docstring)."""
+    parts: dict[str, Any] = {
+        "encoder": model.encoder.fingerprint,
+        "preprocess": _impl(model, "preprocess"),
+        "image_features": _impl(model, "image_features"),
+        "probe": _probe(model, "image"),
+    }
+    return "img-" + _digest(parts)
+
+
+def text_namespace(model: QualityModel) -> str:
+    """Cache namespace of ``model.text_features`` (see module docstring)."""
+    parts = {"encoder": model.encoder.fingerprint, "text_features": _impl(model, "text_features"),
+             "probe": _probe(model, "text")}
+    return "txt-" + _digest(parts)
+
+
+class FeatureStore:
+    """Cached feature dicts of one namespace, in safetensors shards.
+
+    Args:
+        root: Cache root (``default_cache_dir()`` when None).
+        namespace: Sub-folder, from ``image_namespace`` / ``text_namespace``.
+        dtype: Storage type of floating features.
+    """
+
+    def __init__(self, root: str | Path | None, namespace: str, dtype: torch.dtype = torch.float16) -> None:
+        self.folder = Path(root if root is not None else default_cache_dir()).expanduser() / namespace
+        self.dtype = dtype
+        self.hits = 0
+        self.misses = 0
+        self._index: dict[str, tuple[Path, list[str]]] = {}
+        self._scan()
+
+    def _scan(self) -> None:
+        if not self.folder.is_dir():
+            return
+        for shard in sorted(self.folder.glob("shard-*.safetensors")):
+            with safe_open(str(shard), framework="pt") as fh:
+                for name in fh.keys():
+                    key, _, feat = name.rpartition("/")
+                    self._index.setdefault(key, (shard, []))[1].append(feat)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def get(self, keys: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
+        """Feature dicts of the keys that are cached (missing keys are left out)."""
+        by_shard: dict[Path, list[str]] = {}
+        for key in keys:
+            if key in self._index:
+                by_shard.setdefault(self._index[key][0], []).append(key)
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for shard, shard_keys in by_shard.items():
+            with safe_open(str(shard), framework="pt") as fh:
+                for key in shard_keys:
+                    out[key] = {f: self._restore(fh.get_tensor(f"{key}/{f}")) for f in self._index[key][1]}
+        return out
+
+    def put(self, items: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Write feature dicts as one new shard (atomic rename, so readers never see half a file)."""
+        if not items:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tensors = {f"{k}/{f}": self.store_form(t) for k, feats in items.items() for f, t in feats.items()}
+        shard = self.folder / f"shard-{uuid.uuid4().hex}.safetensors"
+        tmp = shard.with_suffix(".tmp")
+        save_file(tensors, str(tmp))
+        tmp.replace(shard)
+        for key, feats in items.items():
+            self._index[key] = (shard, list(feats))
+
+    def store_form(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The tensor as stored: detached, contiguous, on CPU, floating types cast to the storage type."""
+        tensor = tensor.detach().to("cpu").contiguous()
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    def _restore(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.float() if tensor.is_floating_point() else tensor
+
+    def round_trip(self, tensor: torch.Tensor) -> torch.Tensor:
+        """What ``get`` would return for ``tensor`` after ``put``."""
+        return self._restore(self.store_form(tensor))
+
+
+def _stack(rows: list[dict[str, torch.Tensor]], what: str) -> dict[str, torch.Tensor]:
+    """Stack per-item features; items whose first axis differs (text tokens) are zero-padded (masks: False)."""
+    out = {}
+    for name in rows[0]:
+        shapes = {tuple(r[name].shape) for r in rows}
+        if len({s[1:] for s in shapes}) > 1 or any(len(s) == 0 for s in shapes) and len(shapes) > 1:
+            raise ValueError(
+                f"{what}: feature {name!r} has different shapes across items {sorted(shapes)[:3]}; the feature "
+                "cache needs features that differ at most in their first axis (pad them in the method)"
+            )
+        longest = max(s[0] for s in shapes) if shapes and len(next(iter(shapes))) else 0
+        out[name] = torch.stack([_pad_first(r[name], longest) for r in rows])
+    return out
+
+
+def _pad_first(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    if tensor.dim() == 0 or tensor.shape[0] == length:
+        return tensor
+    pad = torch.zeros((length - tensor.shape[0], *tensor.shape[1:]), dtype=tensor.dtype)
+    return torch.cat([tensor, pad])
+
+
+@torch.no_grad()
+def cached_image_features(
+    model: QualityModel,
+    images: Sequence[str | bytes],
+    cache_dir: str | Path | None = None,
+    view: str = "orig",
+    transform: ImageTransform | None = None,
+    batch_size: int = 32,
+    hashes: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, torch.Tensor], FeatureStore]:
+    """``model.image_features`` of every image (one view), stacked in order, computing only cache misses.
+
+    Args:
+        model: The model whose ``preprocess`` + ``image_features`` are cached.
+        images: Paths or encoded bytes.
+        cache_dir: Cache root (default ``default_cache_dir()``).
+        view: Name of the view; part of the key, so it must identify ``transform`` fully.
+        transform: ``transform(image, content_hash)`` applied before ``model.preprocess`` (None = original).
+        batch_size: Images per encoder call.
+        hashes: Content hashes of ``images`` when already known.
+        progress: Called with the number of images done after each batch.
+
+    Returns:
+        ``{feature: (N, ...) tensor}`` and the store (its ``hits``/``misses`` say what was computed).
+    """
+    store = FeatureStore(cache_dir, image_namespace(model))
+    hashes = list(hashes) if hashes is not None else [content_hash(ref) for ref in images]
+    keys = [f"{h}@{view}" for h in hashes]
+    found = store.get(list(dict.fromkeys(keys)))
+    todo = [i for i, k in enumerate(keys) if k not in found]
+    store.hits += len(keys) - len(todo)
+    store.misses += len(todo)
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(todo), batch_size):
+        chunk = [i for i in todo[start : start + batch_size] if keys[i] not in found]
+        if not chunk:
+            continue
+        pixels = []
+        for i in chunk:
+            image = load_image(images[i])
+            pixels.append(model.preprocess(transform(image, hashes[i]) if transform else image))
+        feats = model.image_features(torch.stack(pixels))
+        new = {keys[i]: {n: t[j] for n, t in feats.items()} for j, i in enumerate(chunk)}
+        store.put(new)
+        found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+        if progress is not None:
+            progress(len(chunk))
+    model.train(was_training)
+    return _stack([found[k] for k in keys], f"image features ({view})"), store
+
+
+@torch.no_grad()
+def cached_text_features(
+    model: QualityModel, prompts: Sequence[str], cache_dir: str | Path | None = None, batch_size: int = 64
+) -> tuple[dict[str, torch.Tensor], FeatureStore]:
+    """``model.text_features`` of every prompt, stacked in order, computing only cache misses."""
+    store = FeatureStore(cache_dir, text_namespace(model))
+    keys = [hashlib.sha1(p.encode("utf-8")).hexdigest() for p in prompts]
+    found = store.get(list(dict.fromkeys(keys)))
+    todo = list(dict.fromkeys(k for k in keys if k not in found))
+    first = {k: prompts[keys.index(k)] for k in todo}
+    store.hits += len(keys) - sum(k not in found for k in keys)
+    store.misses += len(todo)
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
+        feats = model.text_features([first[k] for k in chunk])
+        new = {k: {n: t[j] for n, t in feats.items()} for j, k in enumerate(chunk)}
+        store.put(new)
+        found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+    model.train(was_training)
+    return _stack([found[k] for k in keys], "text features"), store

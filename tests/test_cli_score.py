@@ -1,0 +1,182 @@
+"""``agiqa score`` / ``rank`` / ``models`` through the real CLI (tiny model folder), and a run killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scoring_fixtures import write_images, write_tiny_model
+from typer.testing import CliRunner
+
+from agiqa.cli import app
+from agiqa.cli.score import default_rank_dimension
+from agiqa.models.card import ModelCard
+from agiqa.models.registry import CARDS, list_models
+
+TESTS = Path(__file__).resolve().parent
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture()
+def images(tmp_path: Path) -> Path:
+    write_images(tmp_path / "imgs", 6)
+    return tmp_path / "imgs"
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+    return result.exit_code, result.output
+
+
+def test_score_folder_with_one_prompt(model_dir: Path, images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s.csv"
+    code, output = _run("score", images, "--prompt", "a cat", "--model", model_dir, "--out", out, "--workers", "0")
+    assert code == 0, output
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame.columns) == ["image", "prompt", "quality", "alignment", "error", "warning"]
+    assert len(frame) == 6 and (frame["prompt"] == "a cat").all() and (frame["error"] == "").all()
+    assert "6 ok, 0 failed" in output
+
+
+def test_failed_items_set_the_exit_code(model_dir: Path, images: Path, tmp_path: Path) -> None:
+    (images / "zero.png").write_bytes(b"")
+    out = tmp_path / "s.jsonl"
+    code, output = _run("score", images, "--prompt", "a cat", "--model", model_dir, "--out", out, "--workers", "1")
+    assert code == 1, output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    bad = [r for r in rows if r["image"].endswith("zero.png")]
+    assert len(rows) == 7 and "0 bytes" in bad[0]["error"] and bad[0]["quality"] is None
+    assert "6 ok, 1 failed" in output
+
+
+def test_input_table_paths_resolve_against_folders_and_the_table(model_dir: Path, images: Path, tmp_path: Path) -> None:
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    write_images(tables / "local", 1)
+    table = tables / "t.csv"
+    pd.DataFrame(
+        {
+            "image": ["img_000.jpg", "img_005.jpg", "local/img_000.jpg", "missing.jpg"],
+            "prompt": ["a dog", "", "a cat", "x"],
+        }
+    ).to_csv(table, index=False)
+    out = tmp_path / "s.parquet"
+    code, output = _run("score", images, "--input", table, "--model", model_dir, "--out", out)
+    assert code == 1, output
+    frame = pd.read_parquet(out)
+    assert frame["image"].tolist() == ["img_000.jpg", "img_005.jpg", "local/img_000.jpg", "missing.jpg"]
+    assert frame["error"][0] == "" and frame["error"][2] == ""
+    assert "empty prompt" in frame["error"][1] and frame["quality"].notna()[1]
+    assert "not found" in frame["error"][3]
+
+
+def test_bad_arguments_exit_2_with_a_reason(model_dir: Path, images: Path, tmp_path: Path) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("path,prompt\na.jpg,x\n")
+    code, output = _run("score", "--input", table, "--model", model_dir, "--out", tmp_path / "s.csv")
+    assert code == 2 and "missing column" in output and "image" in output
+    code, output = _run("score", images, "--model", model_dir, "--out", tmp_path / "s.txt")
+    assert code == 2 and "unsupported extension" in output
+    code, output = _run("score", images, "--model", "no-such-model", "--out", tmp_path / "s.csv")
+    assert code == 2 and "unknown model" in output
+    (tmp_path / "done.csv").write_text("x\n")
+    code, output = _run("score", images, "--model", model_dir, "--out", tmp_path / "done.csv")
+    assert code == 2 and "--overwrite" in output
+
+
+def test_rank_sorts_best_first(model_dir: Path, images: Path) -> None:
+    code, output = _run("rank", "--prompt", "a cat", "--model", model_dir, "--json", images)
+    assert code == 0, output
+    records = json.loads(output)
+    quality = [r["quality"] for r in records]
+    assert len(records) == 6 and quality == sorted(quality, reverse=True)
+    code, output = _run("rank", "--prompt", "a cat", "--model", model_dir, "--json", "--by", "alignment", "--top", "2", images)
+    align = [r["alignment"] for r in json.loads(output)]
+    assert len(align) == 2 and align == sorted(align, reverse=True)
+    code, output = _run("rank", "--prompt", "a cat", "--model", model_dir, images)
+    assert code == 0 and "ranked by quality" in output
+    assert default_rank_dimension(["alignment", "preference"]) == "preference"
+    assert default_rank_dimension(["authenticity"]) == "authenticity"
+
+
+def test_models_lists_weights_and_whether_they_are_here(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    list_models()  # load the package cards first
+    base = ModelCard.from_yaml(model_dir / "config.yaml")
+    cards = {
+        "t-present": ModelCard.from_dict({**base.to_dict(), "name": "t-present"}, source=base.source),
+        "t-hub": ModelCard.from_dict({**base.to_dict(), "name": "t-hub", "encoder": "clip:nobody/not-downloaded"}),
+        "t-untrained": ModelCard.from_dict({**base.to_dict(), "name": "t-untrained", "weights": None}),
+    }
+    for name, card in cards.items():
+        monkeypatch.setitem(CARDS._items, name, card)
+    code, output = _run("models", "--json")
+    assert code == 0, output
+    rows = {r["name"]: r for r in json.loads(output)}
+    assert rows["t-present"]["head_weights_present"] is True and rows["t-present"]["ready"] is True
+    assert rows["t-present"]["metrics"] == {"quality_srcc": 0.0}
+    assert rows["t-hub"]["encoder_weights_present"] is False and rows["t-hub"]["ready"] is False
+    assert rows["t-untrained"]["head_weights"] is None
+    assert [d["name"] for d in rows["t-present"]["dimensions"]] == ["quality", "alignment"]
+    code, output = _run("models")
+    assert code == 0 and "t-untrained" in output and "untrained heads" in output and "missing" in output
+
+
+def _cli(*args: object, env: dict[str, str]) -> subprocess.Popen:
+    script = (
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import scoring_fixtures; "
+        "from agiqa.cli import main; sys.argv = ['agiqa', *sys.argv[1:]]; main()"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.slow
+def test_run_killed_with_sigkill_resumes_to_the_same_file(model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    write_images(folder, 40)
+    env = {**os.environ, "AGIQA_TEST_SLOW_PREPROCESS": "0.05", "COLUMNS": "120"}
+    common = ["score", folder, "--prompt", "a small picture", "--model", model_dir, "--batch-size", "2"]
+    common += ["--chunk-size", "4", "--workers", "1"]
+
+    reference = tmp_path / "ref.csv"
+    proc = _cli(*common, "--out", reference, env=env)
+    assert proc.wait(timeout=120) == 0, proc.stdout.read()
+
+    out = tmp_path / "s.csv"
+    chunks = tmp_path / "s.csv.partial"
+    proc = _cli(*common, "--out", out, env=env)
+    deadline = time.monotonic() + 90
+    while len(list(chunks.glob("chunk-*.jsonl"))) < 3:
+        assert proc.poll() is None, "the run ended before it could be killed: " + proc.stdout.read()
+        assert time.monotonic() < deadline, "no chunk was written in time"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not out.exists()
+    n_done = len(list(chunks.glob("chunk-*.jsonl")))
+    assert 3 <= n_done < 10
+
+    proc = _cli(*common, "--out", out, env=env)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, output
+    assert f"resuming: {4 * n_done} of 40" in output
+    assert out.read_bytes() == reference.read_bytes()
+    assert not chunks.exists()

@@ -1,0 +1,132 @@
+"""Structured explanations: levels, phrases and regions named consistently with the scores, files written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agiqa.encoders.base import DualEncoder, EncoderOutput
+from agiqa.explain import ExplainError, explain, write_explanation
+from agiqa.explain.structured import level_of, range_thresholds, region_name, unique_phrases
+from agiqa.models.base import QualityModel
+from agiqa.models.card import ScoreSpec
+
+
+class ToyEncoder(DualEncoder):
+    """Image = 8x8 thumbnail; text = its character count. Transparent enough to know the right answer."""
+
+    name, embed_dim, image_token_dim, text_token_dim, image_size, max_text_tokens = "toy", 1, 3, 1, 8, 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def preprocess(self, image):
+        arr = np.asarray(image.convert("RGB").resize((8, 8)), dtype=np.float32) / 255.0
+        return torch.from_numpy(arr).permute(2, 0, 1)
+
+    def encode_image(self, pixel_values):
+        tokens = pixel_values.flatten(2).transpose(1, 2)
+        return EncoderOutput(tokens=tokens, pooled=tokens.mean(dim=(1, 2)).unsqueeze(1))
+
+    def encode_text(self, texts):
+        lengths = torch.tensor([[float(len(t))] for t in texts])
+        return EncoderOutput(tokens=lengths.unsqueeze(1), pooled=lengths)
+
+    def freeze(self, fraction, tower="both"):
+        pass
+
+
+class ToyModel(QualityModel):
+    """quality = 5 x brightness; alignment = 5 / (1 + characters / 10) (longer phrases score lower)."""
+
+    def forward_head(self, features):
+        out = {"quality": 5 * features["image_pooled"][:, 0], "alignment": 5 / (1 + features["text_pooled"][:, 0] / 10)}
+        if self.dimensions[0].name == "blur":
+            out = {"blur": -out["quality"]}
+        return out
+
+
+DIMS = [ScoreSpec("quality", 0, 5), ScoreSpec("alignment", 0, 5, needs_prompt=True)]
+PROMPT = "a red fox, holding an umbrella in the rain, snow"
+
+
+def _image(dark_cell: tuple[int, int], grid: int = 3, size: int = 96) -> Image.Image:
+    arr = np.full((size, size, 3), 200, dtype=np.uint8)
+    r, c = dark_cell
+    step = size // grid
+    arr[r * step : (r + 1) * step, c * step : (c + 1) * step] = 20
+    return Image.fromarray(arr)
+
+
+def test_levels_are_equal_fifths_of_the_range():
+    spec = ScoreSpec("quality", 0, 5)
+    assert range_thresholds(spec) == [1, 2, 3, 4]
+    assert [level_of(x, spec) for x in (-1, 0.5, 1.0, 2.5, 3.99, 4.2, 9)] == [
+        "bad", "bad", "poor", "fair", "good", "perfect", "perfect"
+    ]
+    assert level_of(0.5, ScoreSpec("blur", 0, 5, higher_is_better=False)) == "perfect"
+
+
+def test_unique_phrases_drop_padding():
+    assert unique_phrases(PROMPT) == ["a red fox", "holding an umbrella in the rain", "snow"]
+    assert unique_phrases("one piece") == ["one piece"]
+
+
+@pytest.mark.parametrize("dark", [(0, 0), (1, 2), (2, 1)])
+def test_worst_region_and_weakest_phrase_are_the_lowest_scored(dark):
+    model = ToyModel(ToyEncoder(), DIMS)
+    exp = explain(model, _image(dark), PROMPT)
+    worst = min(exp.regions, key=lambda r: r.score)
+    assert exp.worst_region == worst.name == region_name(*dark, 3)
+    assert (worst.row, worst.col) == dark
+    weakest = min(exp.phrases, key=lambda p: p.score)
+    assert exp.weakest_phrases == [weakest.phrase] == ["holding an umbrella in the rain"]
+    assert len(exp.regions) == 9 and [d.name for d in exp.dimensions] == ["quality", "alignment"]
+    assert exp.dimensions[1].score == pytest.approx(5 / (1 + len(PROMPT) / 10))
+    assert "'holding an umbrella in the rain' is weakly depicted" in exp.to_text()
+
+
+def test_lower_is_better_dimension_names_the_highest_as_worst():
+    model = ToyModel(ToyEncoder(), [ScoreSpec("blur", -5, 0, higher_is_better=False)])
+    exp = explain(model, _image((1, 1), grid=2), "", grid=2)
+    assert exp.region_dimension == "blur" and not exp.phrases
+    worst = max(exp.regions, key=lambda r: r.score)
+    assert exp.worst_region == worst.name == "bottom-right"
+
+
+def test_batched_scores_match_one_by_one():
+    model = ToyModel(ToyEncoder(), DIMS)
+    image = _image((0, 2))
+    exp = explain(model, image, PROMPT)
+    for region in exp.regions:
+        single = model(model.preprocess(image.crop(region.box)).unsqueeze(0), [PROMPT])
+        assert region.score == pytest.approx(float(single["quality"][0]), abs=1e-5)
+
+
+def test_files_are_written(tmp_path):
+    model = ToyModel(ToyEncoder(), DIMS)
+    image = _image((2, 2))
+    exp = explain(model, image, PROMPT)
+    files = write_explanation(exp, image, tmp_path)
+    data = json.loads(files["json"].read_text())
+    assert data["worst_region"] == "bottom-right" and data["heatmap"] == str(tmp_path / "heatmap.png")
+    with Image.open(files["heatmap"]) as png:
+        assert png.format == "PNG" and png.size[0] > 100
+    assert "worst region is bottom-right" in files["text"].read_text()
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    model = ToyModel(ToyEncoder(), DIMS)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    with pytest.raises(ExplainError, match="broken.jpg"):
+        explain(model, broken, PROMPT)
+    with pytest.raises(ExplainError, match="missing.png"):
+        explain(model, tmp_path / "missing.png", PROMPT)
+    with pytest.raises(ExplainError, match="give the prompt"):
+        explain(model, _image((0, 0)), "  ")
