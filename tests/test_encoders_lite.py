@@ -41,9 +41,7 @@ def test_shapes_grid_and_mask(lite: LiteEncoder) -> None:
 def test_batch_size_invariance(lite: LiteEncoder) -> None:
     small = LiteEncoder(image_size=64)  # same weights and code path, 12x less compute than 224 px
     pixels = torch.stack([small.preprocess(im) for im in _images(8)])
-    texts = ["a cat", "", "an oil painting of a lighthouse in a storm at night, highly detailed"] + [
-        "dog"
-    ] * 5
+    texts = ["a cat", "", "an oil painting of a lighthouse in a storm at night, highly detailed"] + ["dog"] * 5
     with torch.no_grad():
         img8, txt8 = small.encode_image(pixels), lite.encode_text(texts)
         for i in (0, 2, 7):
@@ -89,8 +87,7 @@ def test_freeze_fractions() -> None:
     layers = enc.text_tower.encoder.layer
     assert not any(p.requires_grad for p in enc.text_tower.embeddings.parameters())
     assert (
-        not layers[2].attention.self.query.weight.requires_grad
-        and layers[3].attention.self.query.weight.requires_grad
+        not layers[2].attention.self.query.weight.requires_grad and layers[3].attention.self.query.weight.requires_grad
     )
     enc.freeze(0.0)
     assert _trainable(enc.image_tower) == image_total and _trainable(enc.text_tower) == text_total

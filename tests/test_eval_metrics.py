@@ -304,3 +304,9 @@ def test_bootstrap_degenerate() -> None:
     assert math.isnan(ci.low) and ci.n_failed == 50
     with pytest.raises(M.MetricError, match="`confidence`"):
         M.bootstrap_ci(M.srcc, PREDS, TARGET, confidence=95)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    assert doctest.testmod(M, raise_on_error=False).failed == 0

@@ -105,7 +105,9 @@ def test_bootstrap_intervals_in_results() -> None:
     res = protocol.evaluate_predictions(predictions(ds), ds, ["quality"], n_boot=50)
     ci = res["metrics"]["quality"]["ci"]
     assert set(ci) == {"srcc", "krcc", "plcc", "pairwise_acc"}
-    assert ci["srcc"]["unit"] == "groups" and ci["srcc"]["low"] <= res["metrics"]["quality"]["srcc"] <= ci["srcc"]["high"]
+    assert (
+        ci["srcc"]["unit"] == "groups" and ci["srcc"]["low"] <= res["metrics"]["quality"]["srcc"] <= ci["srcc"]["high"]
+    )
 
 
 def test_pair_dataset_gets_preference_accuracy() -> None:

@@ -31,8 +31,15 @@ def bert_tokenizer():
 
 def _tiny_llm(tokenizer) -> FrozenLLM:
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=256,
+    )
     return FrozenLLM(LlamaForCausalLM(config), tokenizer, name="tiny", chat=False)
 
 
@@ -134,14 +141,28 @@ def test_instructblip_backend_from_tiny_random_config(bert_tokenizer, tmp_path):
         InstructBlipVisionConfig,
     )
 
-    vision = InstructBlipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                      num_attention_heads=2, image_size=32, patch_size=8)
-    qformer = InstructBlipQFormerConfig(vocab_size=len(bert_tokenizer), hidden_size=16, num_hidden_layers=1,
-                                        num_attention_heads=2, intermediate_size=32, encoder_hidden_size=16)
-    text = LlamaConfig(vocab_size=len(bert_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                       num_attention_heads=4, num_key_value_heads=4)
-    config = InstructBlipConfig(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(),
-                                text_config=text.to_dict(), num_query_tokens=4)
+    vision = InstructBlipVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    qformer = InstructBlipQFormerConfig(
+        vocab_size=len(bert_tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        encoder_hidden_size=16,
+    )
+    text = LlamaConfig(
+        vocab_size=len(bert_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+    )
+    config = InstructBlipConfig(
+        vision_config=vision.to_dict(), qformer_config=qformer.to_dict(), text_config=text.to_dict(), num_query_tokens=4
+    )
     InstructBlipForConditionalGeneration(config).save_pretrained(tmp_path)
     bert_tokenizer.save_pretrained(tmp_path)
     bert_tokenizer.save_pretrained(tmp_path / "qformer_tokenizer")
@@ -152,8 +173,9 @@ def test_instructblip_backend_from_tiny_random_config(bert_tokenizer, tmp_path):
     score = torch.randn(2, 4, SCORE_DIM)
     questions = ["How is the quality of the image?"] * 2
     without = InstructionBranch(qf, llm, None, projection=projection)
-    assert torch.equal(branch.visual_tokens(image_tokens, score, questions),
-                       without.visual_tokens(image_tokens, None, questions))
+    assert torch.equal(
+        branch.visual_tokens(image_tokens, score, questions), without.visual_tokens(image_tokens, None, questions)
+    )
     loss = branch.loss(image_tokens, score, questions, ["good", "bad"])
     loss.backward()
     assert torch.isfinite(loss) and branch.connection.weight.grad is not None
@@ -161,3 +183,37 @@ def test_instructblip_backend_from_tiny_random_config(bert_tokenizer, tmp_path):
     (tmp_path / "qformer_tokenizer").rename(tmp_path / "elsewhere")
     with pytest.raises(FileNotFoundError, match="no qformer_tokenizer"):
         load_instructblip(tmp_path)
+
+
+def test_tuning_asking_and_feedback_over_cached_inputs(bert_tokenizer):
+    from agiqa.data.sample import Sample
+    from agiqa.explain.feedback import FeedbackRegressors, feedback_inputs, fit_feedback
+    from agiqa.explain.qa import LevelScale, build_qa
+    from agiqa.explain.tuning import BranchInputs, ask_levels, tune_branch
+    from agiqa.explain.vqa import vqa_accuracy
+    from agiqa.models.heads import PerDimensionHeads
+
+    llm = _tiny_llm(bert_tokenizer)
+    branch = _branch(llm)
+    ids = [f"{i}.png" for i in range(6)]
+    g = torch.Generator().manual_seed(3)
+    inputs = BranchInputs(ids, torch.randn(6, 5, IMG_DIM, generator=g).half(), torch.randn(6, 4, SCORE_DIM).half())
+    samples = [Sample(image=i, prompt="a dog", image_id=i, labels={"quality": float(n)}) for n, i in enumerate(ids)]
+    scale = {"quality": LevelScale.from_range(0, 6)}
+    pairs = build_qa(samples, scale, scores=False)
+    log = tune_branch(branch, pairs, inputs, steps=4, batch_size=3, every=2)
+    assert log.steps == 4 and len(log.losses) == 2
+    records = ask_levels(
+        branch, inputs, {i: {"quality": scale["quality"].level(n)} for n, i in enumerate(ids)}, max_new_tokens=2
+    )
+    assert len(records) == 6 and set(vqa_accuracy(records)) == {"quality"}
+
+    stage1 = PerDimensionHeads(SCORE_DIM, ["quality"], hidden=8)
+    quality, instruction = feedback_inputs(branch, inputs, ids, ["quality"])
+    model = FeedbackRegressors(stage1, instruction["quality"].shape[-1], ["quality"])
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(quality, instruction)["quality"], stage1.eval()(quality)["quality"])
+    losses = fit_feedback(model, quality, instruction, {"quality": torch.arange(6.0)}, epochs=5, batch_size=3, lr=1e-2)
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="no regressor for"):
+        FeedbackRegressors(stage1, 4, ["authenticity"])

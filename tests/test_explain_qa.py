@@ -11,8 +11,12 @@ from agiqa.explain.vqa import VQARecord, distill, majority_baseline, match, rand
 
 def _samples(n: int = 10) -> list[Sample]:
     return [
-        Sample(image=f"{i}.png", prompt="a corgi", image_id=f"{i}.png",
-               labels={"quality": float(i), "alignment": float(n - i)})
+        Sample(
+            image=f"{i}.png",
+            prompt="a corgi",
+            image_id=f"{i}.png",
+            labels={"quality": float(i), "alignment": float(n - i)},
+        )
         for i in range(n)
     ]
 
@@ -28,8 +32,14 @@ def test_pairs_follow_fig5():
     scales = fit_level_scales(_samples(10))
     pairs = qa_pairs(_samples(10)[1], scales)
     kinds = {(p.dimension, p.kind) for p in pairs}
-    assert kinds == {("quality", "level"), ("quality", "assess"), ("correspondence", "level"),
-                     ("correspondence", "assess"), ("correspondence", "aligned"), ("all", "scores")}
+    assert kinds == {
+        ("quality", "level"),
+        ("quality", "assess"),
+        ("correspondence", "level"),
+        ("correspondence", "assess"),
+        ("correspondence", "aligned"),
+        ("all", "scores"),
+    }
     q = next(p for p in pairs if p.kind == "level" and p.dimension == "quality")
     assert q.question == "How is the quality of the image?" and q.level == "bad"
     assert q.answer == "The quality of the image is bad. The quality score is 1.00."
@@ -38,8 +48,13 @@ def test_pairs_follow_fig5():
 
 
 def test_fine_grained_annotation_gives_why_question():
-    s = Sample(image="x.png", prompt="three green peppers", image_id="x", labels={"correspondence": 1.0},
-               meta={"annotations": {"correspondence": "There are four peppers, not three."}})
+    s = Sample(
+        image="x.png",
+        prompt="three green peppers",
+        image_id="x",
+        labels={"correspondence": 1.0},
+        meta={"annotations": {"correspondence": "There are four peppers, not three."}},
+    )
     pairs = qa_pairs(s, {"correspondence": LevelScale.from_range(0, 5)})
     why = [p for p in pairs if p.kind == "why"]
     assert len(why) == 1 and why[0].answer == "There are four peppers, not three."
@@ -49,9 +64,10 @@ def test_fine_grained_annotation_gives_why_question():
 def test_real_datasets_have_qa_pairs(agiqa3k_root, labels_root):
     from agiqa.data import load_dataset
 
-    for name, root, dims in [("agiqa3k", agiqa3k_root, {"quality", "correspondence"}),
-                             ("aigciqa2023", labels_root / "aigciqa2023", {"quality", "authenticity",
-                                                                          "correspondence"})]:
+    for name, root, dims in [
+        ("agiqa3k", agiqa3k_root, {"quality", "correspondence"}),
+        ("aigciqa2023", labels_root / "aigciqa2023", {"quality", "authenticity", "correspondence"}),
+    ]:
         data = load_dataset(name, root)
         samples = data.samples[:200]
         pairs = build_qa(samples, fit_level_scales(samples))

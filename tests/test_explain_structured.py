@@ -67,7 +67,13 @@ def test_levels_are_equal_fifths_of_the_range():
     spec = ScoreSpec("quality", 0, 5)
     assert range_thresholds(spec) == [1, 2, 3, 4]
     assert [level_of(x, spec) for x in (-1, 0.5, 1.0, 2.5, 3.99, 4.2, 9)] == [
-        "bad", "bad", "poor", "fair", "good", "perfect", "perfect"
+        "bad",
+        "bad",
+        "poor",
+        "fair",
+        "good",
+        "perfect",
+        "perfect",
     ]
     assert level_of(0.5, ScoreSpec("blur", 0, 5, higher_is_better=False)) == "perfect"
 
@@ -130,3 +136,23 @@ def test_bad_input_is_a_clear_error(tmp_path):
         explain(model, tmp_path / "missing.png", PROMPT)
     with pytest.raises(ExplainError, match="give the prompt"):
         explain(model, _image((0, 0)), "  ")
+
+
+def test_cli_writes_json_text_and_heatmap(tmp_path, monkeypatch):
+    import agiqa.api
+    from typer.testing import CliRunner
+
+    from agiqa.cli import app
+
+    monkeypatch.setattr(agiqa.api, "load", lambda name, device="cpu": agiqa.api.Scorer(ToyModel(ToyEncoder(), DIMS)))
+    image = tmp_path / "img.png"
+    _image((0, 1)).save(image)
+    runner = CliRunner()
+    result = runner.invoke(app, ["explain", str(image), "--prompt", PROMPT, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "the worst region is top-centre" in result.output
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"explanation.json", "explanation.txt", "heatmap.png"}
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG but not really")
+    result = runner.invoke(app, ["explain", str(broken), "--prompt", PROMPT])
+    assert result.exit_code == 1 and "broken.png" in result.output

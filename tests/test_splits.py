@@ -33,9 +33,7 @@ def pair_dataset(n_groups: int = 30) -> Dataset:
 
 
 def _group_of(ds: Dataset) -> dict[str, str]:
-    return {s.image_id: s.group_id for s in ds.samples} | {
-        i: p.group_id for p in ds.pairs for i in (p.id_a, p.id_b)
-    }
+    return {s.image_id: s.group_id for s in ds.samples} | {i: p.group_id for p in ds.pairs for i in (p.id_a, p.id_b)}
 
 
 def test_no_group_on_both_sides_and_every_image_once() -> None:

@@ -46,9 +46,7 @@ def _read_predictions(path: Path) -> Any:
 def _report_matching(result: dict[str, Any], pred: Path) -> None:
     n, matched = result["n_predictions"], result["n_matched"]
     by_name = f" ({result['matched_by_name']} by file name)" if result["matched_by_name"] else ""
-    console.print(
-        f"{pred}: {matched} of {n} rows matched images of {result['dataset']}{by_name}", highlight=False
-    )
+    console.print(f"{pred}: {matched} of {n} rows matched images of {result['dataset']}{by_name}", highlight=False)
     for key, what in (
         ("unmatched", "match no image"),
         ("ambiguous", "match several images by file name"),
@@ -69,18 +67,10 @@ def evaluate(
     ),
     dataset: str = typer.Option(..., "--dataset", help="Dataset name, see `agiqa datasets list`."),
     root: Path = typer.Option(..., "--root", help="Folder the dataset was unpacked to."),
-    out: Path | None = typer.Option(
-        None, "--out", help="Folder for metrics.csv, metrics.json and scatter PNGs."
-    ),
-    dimension: list[str] | None = typer.Option(
-        None, "--dimension", "-d", help="Dimension(s) to score (default: all)."
-    ),
-    splits: Path | None = typer.Option(
-        None, "--splits", help="Split file: score each test side, report mean ± std."
-    ),
-    n_boot: int = typer.Option(
-        1000, "--n-boot", help="Bootstrap resamples (over prompts) for 95% CIs; 0 for none."
-    ),
+    out: Path | None = typer.Option(None, "--out", help="Folder for metrics.csv, metrics.json and scatter PNGs."),
+    dimension: list[str] | None = typer.Option(None, "--dimension", "-d", help="Dimension(s) to score (default: all)."),
+    splits: Path | None = typer.Option(None, "--splits", help="Split file: score each test side, report mean ± std."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples (over prompts) for 95% CIs; 0 for none."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
 ) -> None:
     """Score a predictions file against a dataset's labels: SRCC, KRCC, PLCC, RMSE (+ pairwise accuracy)."""
@@ -112,9 +102,7 @@ def evaluate(
         _report_matching(summary, pred)
         table = report.aggregate([protocol.metric_table(r) for r in results])
         console.print(
-            report.rich_table(
-                table, title=f"{dataset}: test sides of {len(split_list)} splits ({splits.name})"
-            )
+            report.rich_table(table, title=f"{dataset}: test sides of {len(split_list)} splits ({splits.name})")
         )
         if out:
             per_split = [
@@ -122,9 +110,7 @@ def evaluate(
                 for r in results
             ]
             extra = {**summary, "splits": str(splits), "per_split": per_split}
-            console.print(
-                "wrote " + ", ".join(map(str, report.write_table(table, out, extra=extra))), highlight=False
-            )
+            console.print("wrote " + ", ".join(map(str, report.write_table(table, out, extra=extra))), highlight=False)
         return
     _report_matching(result, pred)
     ci = {d: row["ci"] for d, row in result["metrics"].items() if "ci" in row} if n_boot else None
@@ -145,9 +131,7 @@ def _write_outputs(result: dict[str, Any], table: Any, frame: Any, ds: Any, out:
         p, t, _ = protocol.labelled_values(matched, ds, dim)
         if p.size:
             paths.append(
-                plots.scatter_plot(
-                    p, t, out / f"scatter_{dim}.png", title=f"{ds.name} {dim}", ylabel=f"MOS ({dim})"
-                )
+                plots.scatter_plot(p, t, out / f"scatter_{dim}.png", title=f"{ds.name} {dim}", ylabel=f"MOS ({dim})")
             )
     console.print("wrote " + ", ".join(map(str, paths)), highlight=False)
 
@@ -158,9 +142,7 @@ def splits_make(
     root: Path = typer.Option(..., "--root", help="Folder the dataset was unpacked to."),
     out: Path = typer.Option(..., "--out", help="JSON file to write the splits to."),
     n: int = typer.Option(10, "--n", help="Number of repeats."),
-    test_ratio: float = typer.Option(
-        0.2, "--test-ratio", help="Share of prompts on the test side (0.2 = 4:1)."
-    ),
+    test_ratio: float = typer.Option(0.2, "--test-ratio", help="Share of prompts on the test side (0.2 = 4:1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the series."),
 ) -> None:
     """Make N seeded train/test splits grouped by prompt and save them as JSON."""

@@ -46,7 +46,9 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Items 
 
 class _RateColumn(ProgressColumn):
     def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
+        # Items scored in this run over its time (resumed items excluded), steadier than rich's windowed speed.
+        scored = task.completed - task.fields.get("resumed", 0)
+        speed = scored / task.elapsed if task.elapsed and scored > 0 else None
         return Text(f"{speed:.1f} img/s" if speed else "-- img/s", style="progress.data.speed")
 
 
@@ -160,7 +162,7 @@ def score(
                 progress.console.print(
                     f"resuming: {done} of {total} items already scored in {out_path}.partial"
                 )
-            progress.update(task, completed=done)
+            progress.update(task, completed=done, resumed=done)
             progress.start_task(task)
 
         try:
@@ -306,6 +308,7 @@ def model_rows() -> list[dict[str, Any]]:
                 "head_weights_present": head.is_file() if head else None,
                 "trained_on": card.trained_on,
                 "metrics": card.metrics,
+                "description": card.description,
                 "ready": enc_ok and (head is None or head.is_file()),
             }
         )
@@ -334,7 +337,7 @@ def models(
             "[green]present[/green]" if r["encoder_weights_present"] else "[red]missing[/red]"
         )
         if r["head_weights"] is None:
-            head = "none (zero-shot or untrained heads)"
+            head = "none: zero-shot, or heads untrained (see description)"
         else:
             head = f"{Path(r['head_weights']).name}\n" + (
                 "[green]present[/green]" if r["head_weights_present"] else "[red]missing[/red]"
@@ -342,7 +345,9 @@ def models(
         metrics = "\n".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r["metrics"].items()
         )
-        tbl.add_row(r["name"], dims, enc, head, r["trained_on"] or "untrained", metrics or "-")
+        about = r["description"].split(". ")[0].strip()
+        name = f"{r['name']}\n[dim]{about}[/dim]" if about else r["name"]
+        tbl.add_row(name, dims, enc, head, r["trained_on"] or "-", metrics or "-")
     _console().print(tbl)
 
 

@@ -265,7 +265,7 @@ def parse_refinement(answer: str, fallback: Refinement) -> Refinement:
             pass
     for key in ("style", "content", "atmosphere"):
         if key not in fields:
-            line = re.search(rf'"?{key}"?\s*[:=]\s*"?([^"\n}}]+)', answer, re.IGNORECASE)
+            line = re.search(rf'"?{key}"?[ \t]*[:=][ \t]*"?([^"\n}}]+)', answer, re.IGNORECASE)
             if line:
                 fields[key] = line.group(1)
 

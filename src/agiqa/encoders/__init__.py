@@ -4,7 +4,7 @@ Importing this package registers every backend (``lite``, ``clip``, ``blip2``, `
 optional dependencies (open_clip) are imported only when their backend is built.
 """
 
-from agiqa.encoders import blip2, clip, lite  # noqa: F401  (register the backends)
+from agiqa.encoders import blip2, clip, lite, openclip  # noqa: F401  (register the backends)
 from agiqa.encoders.base import DualEncoder, EncoderOutput
 from agiqa.encoders.factory import create_encoder, register_encoder
 

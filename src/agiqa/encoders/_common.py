@@ -18,9 +18,7 @@ ALLOW_DOWNLOAD_ENV = "AGIQA_ALLOW_DOWNLOAD"
 T = TypeVar("T")
 
 
-def tokenize(
-    tokenizer, texts: Sequence[str], max_length: int, device: torch.device
-) -> dict[str, torch.Tensor]:
+def tokenize(tokenizer, texts: Sequence[str], max_length: int, device: torch.device) -> dict[str, torch.Tensor]:
     """Pad to the longest text and truncate to ``max_length`` tokens, warning when a text was cut.
 
     Args:

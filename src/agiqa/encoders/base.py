@@ -80,10 +80,6 @@ class DualEncoder(nn.Module, ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not project tokens into the joint space")
 
-    def text_token_counts(self, texts: Sequence[str]) -> list[int]:
-        """Tokens per text before truncation (special tokens counted); compare with ``max_text_tokens``."""
-        raise NotImplementedError(f"{type(self).__name__} does not report token counts")
-
     @property
     def fingerprint(self) -> str:
         """Identifies weights + preprocessing, for keying caches of encoder outputs."""

@@ -19,13 +19,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def resize_center_crop(
-    image: Image.Image, size: int, resample: int = Image.Resampling.BICUBIC
-) -> Image.Image:
+def resize_center_crop(image: Image.Image, size: int, resample: int = Image.Resampling.BICUBIC) -> Image.Image:
     """Resize so the shorter side is ``size`` (aspect kept), then cut the central ``size`` x ``size`` square."""
     w, h = image.size
-    scale = size / min(w, h)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    # the longer side is floored, as transformers' image processors do, so outputs match theirs exactly
+    new_w, new_h = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
     if (new_w, new_h) != (w, h):
         image = image.resize((new_w, new_h), resample=resample)
     left, top = (new_w - size) // 2, (new_h - size) // 2

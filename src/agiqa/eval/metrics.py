@@ -34,7 +34,7 @@ from scipy import optimize, stats
 MappingKind = Literal["logistic5", "logistic4"]
 MIN_SAMPLES = 3
 MAX_STEEPNESS = 50.0  # logistic slope bound, per standard deviation of the predictions
-MAX_FIT_EVALUATIONS = 5000
+MAX_FIT_EVALUATIONS = 1000
 
 
 class MetricError(ValueError):
@@ -294,9 +294,7 @@ def _compute_plcc(c: _Checked, mapping: MappingKind | None) -> MetricValue:
 def _compute_rmse(c: _Checked, mapping: MappingKind | None) -> MetricValue:
     n = c.preds.size
     if n < MIN_SAMPLES:
-        return MetricValue.undefined(
-            f"RMSE needs at least {MIN_SAMPLES} finite samples, got {n}", n, c.n_dropped
-        )
+        return MetricValue.undefined(f"RMSE needs at least {MIN_SAMPLES} finite samples, got {n}", n, c.n_dropped)
     if mapping is not None:
         reason = _degenerate(c)
         if reason:
@@ -381,9 +379,7 @@ def _groups_array(groups: Any, n: int, name: str = "groups") -> np.ndarray:
         groups = groups.detach().cpu().numpy()
     g = np.asarray(list(groups), dtype=object)
     if g.shape != (n,):
-        raise MetricError(
-            f"`{name}` has {g.size} values but there are {n} scores; give one group id per score"
-        )
+        raise MetricError(f"`{name}` has {g.size} values but there are {n} scores; give one group id per score")
     return np.array([str(v) for v in g], dtype=object)
 
 
@@ -476,9 +472,7 @@ def pairwise_accuracy(preds: Any, target: Any, groups: Any, tie_tol: float = 0.0
     return _compute_pair_accuracy(_pairs_from_groups(preds, target, groups), tie_tol)
 
 
-def pairwise_accuracy_per_group(
-    preds: Any, target: Any, groups: Any, tie_tol: float = 0.0
-) -> dict[str, MetricValue]:
+def pairwise_accuracy_per_group(preds: Any, target: Any, groups: Any, tie_tol: float = 0.0) -> dict[str, MetricValue]:
     """:func:`pairwise_accuracy` within each group; groups without an untied pair give NaN with a reason."""
     return _compute_pair_accuracy_per_group(_pairs_from_groups(preds, target, groups), tie_tol)
 
@@ -550,9 +544,7 @@ class Metric:
 
     def _gathered(self) -> list[np.ndarray]:
         return [
-            np.concatenate(self._state[k])
-            if self._state[k]
-            else np.zeros(0, dtype=object if k == "groups" else float)
+            np.concatenate(self._state[k]) if self._state[k] else np.zeros(0, dtype=object if k == "groups" else float)
             for k in self._inputs
         ]
 
@@ -746,17 +738,14 @@ def bootstrap_ci(
         raise MetricError("`pass_groups=True` needs `groups`")
     unit = "samples" if g is None else "groups"
     if p.size < MIN_SAMPLES:
-        warnings.warn(
-            f"bootstrap needs at least {MIN_SAMPLES} samples, got {p.size}", MetricWarning, stacklevel=2
-        )
+        warnings.warn(f"bootstrap needs at least {MIN_SAMPLES} samples, got {p.size}", MetricWarning, stacklevel=2)
         return ConfidenceInterval(float("nan"), float("nan"), float("nan"), confidence, 0, 0, unit)
     rng = np.random.default_rng(seed)
     if g is not None:
         names, inverse = np.unique(g, return_inverse=True)
         members = [np.flatnonzero(inverse == k) for k in range(names.size)]
         draws = (
-            np.concatenate([members[k] for k in rng.integers(0, names.size, names.size)])
-            for _ in range(n_resamples)
+            np.concatenate([members[k] for k in rng.integers(0, names.size, names.size)]) for _ in range(n_resamples)
         )
     else:
         draws = (rng.integers(0, p.size, p.size) for _ in range(n_resamples))

@@ -107,9 +107,7 @@ def match_predictions(
     dims = list(dimensions) if dimensions else [c for c in pred.columns if c != IMAGE_COLUMN]
     for d in dims:
         if d not in pred.columns:
-            raise ProtocolError(
-                f"predictions have no `{d}` column (columns: {', '.join(map(str, pred.columns))})"
-            )
+            raise ProtocolError(f"predictions have no `{d}` column (columns: {', '.join(map(str, pred.columns))})")
     values = pred[dims].apply(pd.to_numeric, errors="coerce")
     bad = [d for d in dims if values[d].isna().all() and not pred[d].isna().all()]
     if bad:
@@ -251,9 +249,7 @@ def evaluate_predictions(
             if dataset.pairs:
                 row.update(_pair_metrics(dataset, matched.frame[dim].dropna()))
             result["metrics"][dim] = row
-            result["notes"] += [
-                f"{dim}: {w.message}" for w in caught if issubclass(w.category, M.MetricWarning)
-            ]
+            result["notes"] += [f"{dim}: {w.message}" for w in caught if issubclass(w.category, M.MetricWarning)]
             caught.clear()
     return result
 
@@ -301,9 +297,7 @@ def evaluate_on_splits(
     """
     frames = [pred] * len(splits) if isinstance(pred, pd.DataFrame) else list(pred)
     if len(frames) != len(splits):
-        raise ProtocolError(
-            f"got {len(frames)} prediction tables for {len(splits)} splits; give one per split"
-        )
+        raise ProtocolError(f"got {len(frames)} prediction tables for {len(splits)} splits; give one per split")
     results = []
     for frame, split in zip(frames, splits, strict=True):
         _, test = split.apply(dataset)

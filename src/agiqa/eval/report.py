@@ -22,7 +22,7 @@ from agiqa.eval.metrics import KRCC, PLCC, RMSE, SRCC, PairwiseAccuracy, Prefere
 COLUMNS = ["dimension", "metric", "mean", "std", "n", "n_failed"]
 HIGHER_IS_BETTER = {
     cls.name: cls.higher_is_better for cls in (SRCC, KRCC, PLCC, RMSE, PairwiseAccuracy, PreferenceAccuracy)
-}
+} | {"plcc_logistic": PLCC.higher_is_better}
 
 PerSplit = Mapping[str, Mapping[str, float]]
 CIs = Mapping[str, Mapping[str, Mapping[str, Any]]]
@@ -61,9 +61,7 @@ def single(result: PerSplit, ci: CIs | None = None) -> pd.DataFrame:
     """
     table = aggregate([result])
     if ci is not None:
-        bounds = [
-            (ci.get(d, {}).get(m) or {}) for d, m in zip(table["dimension"], table["metric"], strict=True)
-        ]
+        bounds = [(ci.get(d, {}).get(m) or {}) for d, m in zip(table["dimension"], table["metric"], strict=True)]
         table["ci_low"] = [b.get("low", math.nan) for b in bounds]
         table["ci_high"] = [b.get("high", math.nan) for b in bounds]
     return table
@@ -88,9 +86,7 @@ def wide(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """Metrics as rows, dimensions as columns, cells as ``mean ± std`` (and ``[ci_low, ci_high]``) strings."""
     cells = table.assign(cell=[_cell(row, digits) for _, row in table.iterrows()])
     out = cells.pivot(index="metric", columns="dimension", values="cell")
-    out = out.reindex(
-        index=list(dict.fromkeys(table["metric"])), columns=list(dict.fromkeys(table["dimension"]))
-    )
+    out = out.reindex(index=list(dict.fromkeys(table["metric"])), columns=list(dict.fromkeys(table["dimension"])))
     return out.fillna("")
 
 
@@ -109,7 +105,7 @@ def rich_table(table: pd.DataFrame, title: str = "") -> Table:
     for dim in grid.columns:
         out.add_column(str(dim), justify="right")
     for metric, row in grid.iterrows():
-        arrow = "↑" if HIGHER_IS_BETTER.get(str(metric).split("_")[0], True) else "↓"
+        arrow = "↑" if HIGHER_IS_BETTER.get(str(metric), True) else "↓"
         out.add_row(f"{metric} {arrow}", *map(str, row.tolist()))
     return out
 

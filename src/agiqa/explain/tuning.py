@@ -149,5 +149,7 @@ def ask_levels(
             chunk = ids[start : start + batch_size]
             image_tokens, queries = inputs.batch(chunk)
             answers = branch.generate(image_tokens, queries, [question] * len(chunk), max_new_tokens)
-            records += [VQARecord(i, question_dimension(dim), a, truths[i][dim]) for i, a in zip(chunk, answers)]
+            records += [
+                VQARecord(i, question_dimension(dim), a, truths[i][dim]) for i, a in zip(chunk, answers, strict=False)
+            ]
     return records

@@ -19,9 +19,21 @@ from dataclasses import dataclass
 from agiqa.explain.structured import LEVELS
 
 SYNONYMS = {
-    "excellent": "perfect", "outstanding": "perfect", "flawless": "perfect", "high": "good", "great": "good",
-    "average": "fair", "moderate": "fair", "medium": "fair", "acceptable": "fair", "mediocre": "fair",
-    "low": "poor", "weak": "poor", "terrible": "bad", "awful": "bad", "very poor": "bad",
+    "excellent": "perfect",
+    "outstanding": "perfect",
+    "flawless": "perfect",
+    "high": "good",
+    "great": "good",
+    "average": "fair",
+    "moderate": "fair",
+    "medium": "fair",
+    "acceptable": "fair",
+    "mediocre": "fair",
+    "low": "poor",
+    "weak": "poor",
+    "terrible": "bad",
+    "awful": "bad",
+    "very poor": "bad",
 }
 """Words mapped onto a level (documented choice; the paper does not list its keyword rules)."""
 
@@ -65,9 +77,7 @@ def vqa_accuracy(records: Iterable[VQARecord]) -> dict[str, float]:
     per_image: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         per_image[r.qtype][r.image_id].append(r.correct)
-    return {
-        qtype: sum(sum(v) / len(v) for v in images.values()) / len(images) for qtype, images in per_image.items()
-    }
+    return {qtype: sum(sum(v) / len(v) for v in images.values()) / len(images) for qtype, images in per_image.items()}
 
 
 def answered_rate(records: Iterable[VQARecord]) -> dict[str, float]:

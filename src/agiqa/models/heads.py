@@ -93,8 +93,8 @@ def pad_tokens(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad (with zeros, mask False) or cut ``(B, L, D)`` tokens to exactly ``length`` positions.
 
-    Text towers pad to the longest text of a batch; a fixed length makes per-prompt features stackable, so
-    they can be cached one prompt at a time.
+    Text towers pad to the longest text of a batch; a fixed length, with masked positions zeroed, makes a
+    prompt's features the same alone or in any batch, so they can be cached one prompt at a time.
 
     Returns:
         ``(B, length, D)`` tokens and their ``(B, length)`` bool mask.
@@ -102,11 +102,13 @@ def pad_tokens(
     batch, current, _ = tokens.shape
     if mask is None:
         mask = torch.ones(batch, current, dtype=torch.bool, device=tokens.device)
+    mask = mask.bool()
+    tokens = tokens * mask.unsqueeze(-1).to(tokens.dtype)
     if current >= length:
-        return tokens[:, :length], mask[:, :length].bool()
+        return tokens[:, :length], mask[:, :length]
     pad = length - current
     tokens = F.pad(tokens, (0, 0, 0, pad))
-    mask = F.pad(mask.bool(), (0, pad), value=False)
+    mask = F.pad(mask, (0, pad), value=False)
     return tokens, mask
 
 

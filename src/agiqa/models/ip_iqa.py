@@ -69,6 +69,7 @@ class IPIQA(QualityModel):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(encoder, dimensions)
+        self.default_loss = "l1"
         width = encoder.text_token_dim
         if width % num_heads or (fusion_dim or encoder.embed_dim) % num_heads:
             raise ValueError(

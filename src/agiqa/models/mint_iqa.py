@@ -65,6 +65,7 @@ class MINTIQA(QualityModel):
         lora: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(encoder, dimensions)
+        self.default_loss = "l1"
         if refiner not in ("rules", "llm", "none"):
             raise ValueError(f"mint-iqa: refiner={refiner!r}; use 'rules', 'llm' or 'none'")
         self.refiner, self.text_length = refiner, text_length

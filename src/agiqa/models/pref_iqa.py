@@ -8,8 +8,8 @@ Feature Extraction Unit
 Feature Fusion Unit
     eq. 5-8  ``BiCrossAttention``: one attention map between image tokens and phrases read both ways;
     eq. 9    ``f'_t = pooling(f_t + f_i2t)``, ``f'_i = pooling(f_i + f_t2i)``;
-    eq. 10   ``s = cos(f'_t, f'_i)``.
-Loss: eq. 11 (``agiqa.losses.prefiqa_kl_loss``) over a pair's softmaxed ``logit_scale * s``.
+    eq. 10   ``s = cos(f'_t, f'_i)``, returned as ``logit_scale * s``.
+Loss: eq. 11 (``agiqa.losses.preference_kl``) over a pair's softmaxed scores (``default_loss = "kl"``).
 
 Choices where the paper is vague (see docs/methods.md):
 * Pooling "the same as CLIP": the text side is the mean over the ``n`` phrases (each phrase is already pooled
@@ -19,7 +19,9 @@ Choices where the paper is vague (see docs/methods.md):
   exactly the encoder's cosine of the mean phrase embedding with the image embedding.
 * Several score dimensions share the fusion attention and each has its own ``W^out`` pair, so e.g. quality and
   alignment can differ; a card with one ``preference`` dimension is the paper's model.
-* ``logit_scale`` (default 100, CLIP's) multiplies the cosine inside the pair loss only; the score is eq. 10.
+* The score is ``logit_scale * cos`` (default 100, CLIP's logit scale, as PickScore / HPS report it): eq. 11
+  applied to raw cosines in [-1, 1] gives softmax probabilities near 1/2 and almost no gradient, and Stable
+  Preference's ``b = 0.3`` is set on this scale. ``logit_scale: 1`` is eq. 10 literally.
 """
 
 from __future__ import annotations
@@ -42,13 +44,16 @@ from agiqa.models.registry import register_method
 class PrefIQA(QualityModel):
     """PrefIQA over any ``DualEncoder`` (see module docstring).
 
+    Attributes:
+        default_loss: ``kl``, the pair loss of eq. 11 (the trainer's default for this method).
+
     Args:
         encoder: The backbone (CLIP-H in the paper).
         dimensions: Output scores.
         n_phrases: ``n`` of eq. 2 (11 in the paper).
         fusion_dim: Width ``d`` of the fusion attention (default: ``encoder.embed_dim``).
         num_heads: Heads of the fusion attention.
-        logit_scale: Multiplier of the cosine inside the pair loss.
+        logit_scale: Multiplier of the cosine score.
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class PrefIQA(QualityModel):
         logit_scale: float = 100.0,
     ) -> None:
         super().__init__(encoder, dimensions)
+        self.default_loss = "kl"
         if n_phrases < 1:
             raise ValueError(f"prefiqa: n_phrases={n_phrases} must be at least 1")
         self.n_phrases = n_phrases
@@ -86,7 +92,7 @@ class PrefIQA(QualityModel):
         for name in self.image_out:
             text = (f_t + self.text_out[name](i2t)).mean(dim=1)
             image = image_pooled + self.image_out[name](t2i_mean)
-            scores[name] = cosine(text, image)
+            scores[name] = self.logit_scale * cosine(text, image)
         return scores
 
 

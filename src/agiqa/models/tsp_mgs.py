@@ -113,6 +113,7 @@ class TSPMGS(QualityModel):
         adapter: bool = False,
     ) -> None:
         super().__init__(encoder, dimensions)
+        self.default_loss = "mae"
         if perception_form not in PERCEPTION_PROMPTS:
             raise ValueError(
                 f"tsp-mgs: perception_form={perception_form!r}; use one of {list(PERCEPTION_PROMPTS)}"

@@ -57,7 +57,11 @@ class CLIPScore(ZeroShotModel):
     """
 
     def __init__(
-        self, encoder: DualEncoder, dimensions: Sequence[ScoreSpec], weight: float = 2.5, prefix: str = "A photo depicts "
+        self,
+        encoder: DualEncoder,
+        dimensions: Sequence[ScoreSpec],
+        weight: float = 2.5,
+        prefix: str = "A photo depicts ",
     ) -> None:
         super().__init__(encoder, dimensions)
         self.weight = weight
@@ -139,7 +143,9 @@ class LevelPrompts(ZeroShotModel):
             feats["levels_perception"] = self._anchors(self.perception_prompts, len(prompts))
         if "alignment" in self.kinds.values():
             texts = [
-                ALIGNMENT_TEMPLATE.format(adv=a, prompt=p.strip().rstrip(".")) for p in prompts for a in ALIGNMENT_LEVELS
+                ALIGNMENT_TEMPLATE.format(adv=a, prompt=p.strip().rstrip("."))
+                for p in prompts
+                for a in ALIGNMENT_LEVELS
             ]
             pooled = self.encoder.encode_text(texts).pooled
             feats["levels_alignment"] = pooled.view(len(prompts), len(ALIGNMENT_LEVELS), -1)

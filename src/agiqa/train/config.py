@@ -170,8 +170,9 @@ class TrainConfig:
 
     Attributes:
         name: Name of the trained model (the card written beside the weights).
-        model: Model card mapping (``method``, ``encoder``, ``dimensions``, ``method_args`` ...) or the name of a
-            registered card / a model folder to start from.
+        model: A registered card name (``tsp-mgs-lite``), a whole card mapping (``method``, ``encoder``,
+            ``dimensions``, ``method_args`` ...), or ``{card: NAME, method_args: {...}}`` to change a registered
+            card (its weights are not loaded: training starts from the method's initialisation).
         data: Training data.
         train: Optimisation.
         source: File the config was read from (for error messages).
@@ -244,8 +245,10 @@ class TrainConfig:
                 raise ConfigError(f"{where}: {key} has an impossible value; see docs/training.md for its range")
         if isinstance(self.model, dict):
             missing = {"method", "encoder", "dimensions"} - set(self.model)
-            if missing:
-                raise ConfigError(f"{where}: model lacks {sorted(missing)} (or give a registered model name)")
+            if missing and "card" not in self.model:
+                raise ConfigError(
+                    f"{where}: model lacks {sorted(missing)}; give a whole card, a registered name, or `card: NAME`"
+                )
 
 
 def _build(cls: type, data: Any, source: str, prefix: str) -> Any:

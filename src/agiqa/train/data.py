@@ -142,21 +142,15 @@ def hflip_center_crop(ratio: float) -> object:
 
 
 def weak_view(index: int, area: tuple[float, float] = (0.85, 1.0), seed: int = 0) -> object:
-    """Stable Preference's weak augmentation: random horizontal flip + random resized crop of area in ``area``.
+    """Stable Preference's weak view ``index`` (``agiqa.losses.stable_preference.weak_view``) of any image.
 
     The random draw is seeded by (``seed``, ``index``, the image's content hash), so a view of an image is the
-    same in every run and can be cached. The crop keeps the image's aspect ratio (the paper gives only the area
-    bounds) and is resized back to the original size.
+    same in every run and can be cached: the views are drawn once per image, not anew every epoch.
     """
+    from agiqa.losses.stable_preference import weak_view as draw
 
     def view(image: Image.Image, content_hash: str = "") -> Image.Image:
         rng = np.random.default_rng([seed, index, int(content_hash[:12] or "0", 16)])
-        if rng.random() < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        w, h = image.size
-        side = float(np.sqrt(rng.uniform(*area)))
-        cw, ch = max(1, round(w * side)), max(1, round(h * side))
-        left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        return image.crop((left, top, left + cw, top + ch)).resize((w, h), Image.Resampling.BICUBIC)
+        return draw(image, rng, area)
 
     return view

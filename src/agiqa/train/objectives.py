@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 
 def regression_loss(out: dict[str, torch.Tensor], targets: torch.Tensor, dims: Sequence[str], name: str) -> torch.Tensor:
@@ -22,7 +21,9 @@ def regression_loss(out: dict[str, torch.Tensor], targets: torch.Tensor, dims: S
         dims: Trained dimensions, in the column order of ``targets``.
         name: ``l1``, ``mae`` or ``mse``.
     """
-    fn = F.mse_loss if name == "mse" else F.l1_loss
+    from agiqa import losses
+
+    fn = losses.mse_loss if name == "mse" else losses.l1_loss
     terms = []
     for j, dim in enumerate(dims):
         mask = torch.isfinite(targets[:, j])
@@ -34,7 +35,7 @@ def regression_loss(out: dict[str, torch.Tensor], targets: torch.Tensor, dims: S
 
 
 def pair_loss(s_a: torch.Tensor, s_b: torch.Tensor, label: torch.Tensor, name: str) -> torch.Tensor:
-    """Unreduced loss of each pair.
+    """Unreduced loss of each pair (scores already multiplied by the model's ``logit_scale``, if any).
 
     ``pairwise_ce`` (MINT-IQA eq. 4-5): cross-entropy of ``softmax(s_a, s_b)`` against the label, i.e.
     ``-log sigmoid(s_better - s_worse)`` for a hard label. ``kl`` (PrefIQA eq. 11): KL divergence between the

@@ -37,7 +37,7 @@ from agiqa.encoders.factory import create_encoder
 from agiqa.eval import metrics as M
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
-from agiqa.models.registry import METHODS, create_model, resolve_card
+from agiqa.models.registry import METHODS, resolve_card
 from agiqa.train import objectives as L
 from agiqa.train.cache import cached_image_features, cached_text_features, content_hash
 from agiqa.train.config import TrainConfig
@@ -72,22 +72,27 @@ class TrainResult:
 
 
 def model_card(config: TrainConfig) -> ModelCard:
-    """The card of the model a config trains (``name`` from the config)."""
-    if isinstance(config.model, str):
-        return resolve_card(config.model)
-    data = {k: v for k, v in config.model.items() if k != "name"}
+    """The card of the model a config trains, named ``config.name``.
+
+    ``model`` is a registered card name, or a mapping: a whole card, or ``card: NAME`` plus the keys to change
+    (``method_args`` are merged key by key).
+    """
+    spec: dict[str, Any] = {"card": config.model} if isinstance(config.model, str) else dict(config.model)
+    if "card" in spec:
+        base = resolve_card(spec.pop("card")).to_dict()
+        spec = {**base, **spec, "method_args": {**base.get("method_args", {}), **spec.get("method_args", {})}}
+        spec["weights"] = None
+    spec.pop("name", None)
     try:
-        return ModelCard.from_dict({"name": config.name, **data}, source=f"{config.source} (model)")
+        return ModelCard.from_dict({"name": config.name, **spec}, source=f"{config.source} (model)")
     except (TypeError, ValueError) as err:
         raise ValueError(f"{config.source}: bad `model` section: {err}") from None
 
 
 def build_model(config: TrainConfig) -> QualityModel:
-    """The untrained model of a config (or a registered / saved model to continue from)."""
-    torch.manual_seed(config.train.seed)
-    if isinstance(config.model, str):
-        return create_model(config.model).train()
+    """The untrained model of a config (heads initialised from ``train.seed``)."""
     card = model_card(config)
+    torch.manual_seed(config.train.seed)
     model = METHODS.get(card.method)(create_encoder(card.encoder), card)
     model.card = card  # type: ignore[assignment]
     return model
@@ -556,9 +561,11 @@ def _pair_step(model: QualityModel, bank: FeatureBank, pairs: Pairs, idx: torch.
     label = torch.as_tensor(pairs.label[idx.numpy()], dtype=torch.float32)
     which = torch.as_tensor([dim_index[pairs.dim[i]] for i in idx.tolist()], dtype=torch.long)
 
+    scale = model.logit_scale if isinstance(getattr(model, "logit_scale", None), int | float) else 1.0
+
     def scores(view: int) -> tuple[torch.Tensor, torch.Tensor]:
         out = model.forward_head(bank.batch(torch.cat([a, b]), view))
-        s = torch.stack([out[d] for d in dims])  # (D, 2B)
+        s = scale * torch.stack([out[d] for d in dims])  # (D, 2B)
         picked = s.gather(0, torch.cat([which, which]).unsqueeze(0)).squeeze(0)
         return picked[: len(a)], picked[len(a) :]
 
