@@ -106,7 +106,7 @@ def _scoring_model(args: argparse.Namespace, work: Path):
     from agiqa.train.trainer import train
 
     if args.scoring:
-        return create_model(args.scoring), {"scoring": args.scoring}
+        return create_model(args.scoring), {"scoring": args.scoring, "folder": args.scoring}
     folder = work / "mint-iqa-lite-stage1"
     if not (folder / "model.safetensors").is_file():
         config = TrainConfig.from_dict(
@@ -121,7 +121,11 @@ def _scoring_model(args: argparse.Namespace, work: Path):
         info = {"stage1_seconds": result.seconds, "stage1_best_val_srcc": result.best_val, "stage1_steps": result.steps}
         (work / "stage1.json").write_text(json.dumps(info, indent=2))
     info = json.loads((work / "stage1.json").read_text()) if (work / "stage1.json").is_file() else {}
-    return create_model(str(folder)), {"scoring": f"mint-iqa-lite trained on split 0 ({folder})", **info}
+    return create_model(str(folder)), {
+        "scoring": f"mint-iqa-lite trained on split 0 ({folder})",
+        "folder": str(folder),
+        **info,
+    }
 
 
 @torch.no_grad()
@@ -179,6 +183,7 @@ def run_vqa(args: argparse.Namespace) -> dict:
     """Stage 1 + stage 2 with and without the zero-initialised connection, VQA accuracy on held-out images."""
     from agiqa.data import load_dataset
     from agiqa.data.splits import load_splits
+    from agiqa.explain.answer import DEFAULT_QFORMER
     from agiqa.explain.instruct import AgiqaInstructionQFormer, InstructionBranch
     from agiqa.explain.llm import load_smollm2
     from agiqa.explain.qa import build_qa, fit_level_scales
@@ -207,16 +212,9 @@ def run_vqa(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     llm = load_smollm2()
     llm_load_s = time.perf_counter() - t0
+    qformer_args = {**DEFAULT_QFORMER, "num_queries": args.queries}
     torch.manual_seed(args.seed)
-    qformer = QFormer(
-        scoring.encoder.image_token_dim,
-        scoring.encoder.text_token_dim,
-        hidden_size=256,
-        num_layers=2,
-        num_heads=4,
-        num_queries=args.queries,
-        cross_attention_frequency=1,
-    )
+    qformer = QFormer(scoring.encoder.image_token_dim, scoring.encoder.text_token_dim, **qformer_args)
     with_conn = InstructionBranch(
         AgiqaInstructionQFormer(qformer, scoring.encoder.encode_text), llm, scoring.qformer.hidden_size
     )
@@ -228,15 +226,7 @@ def run_vqa(args: argparse.Namespace) -> dict:
             branch = with_conn
         else:
             torch.manual_seed(args.seed)
-            qf = QFormer(
-                scoring.encoder.image_token_dim,
-                scoring.encoder.text_token_dim,
-                hidden_size=256,
-                num_layers=2,
-                num_heads=4,
-                num_queries=args.queries,
-                cross_attention_frequency=1,
-            )
+            qf = QFormer(scoring.encoder.image_token_dim, scoring.encoder.text_token_dim, **qformer_args)
             branch = InstructionBranch(AgiqaInstructionQFormer(qf, scoring.encoder.encode_text), llm, None)
             branch.load_state_dict(init, strict=True)
         log = tune_branch(
@@ -264,7 +254,10 @@ def run_vqa(args: argparse.Namespace) -> dict:
             "eval_seconds": eval_s,
             "examples": [vars(r) for r in records[:: max(1, len(records) // 6)]][:6],
         }
-        branch.save(work / f"branch-{name}", {"connection": name == "with", "queries": args.queries})
+        branch.save(
+            work / f"branch-{name}",
+            {"scoring": stage1["folder"], "connection": name == "with", "llm": "smollm2", "qformer": qformer_args},
+        )
         print(f"[{name}] {acc}", flush=True)
         if name == "with":
             feedback = _feedback(scoring, branch, inputs, train_set.samples, test_set.samples, dims, args)

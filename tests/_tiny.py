@@ -42,8 +42,7 @@ class TinyDualEncoder(DualEncoder):
 
     def encode_text(self, texts: Sequence[str]) -> EncoderOutput:
         ids = [
-            [zlib.crc32(w.encode()) % 63 + 1 for w in t.lower().split()][: self.max_text_tokens] or [0]
-            for t in texts
+            [zlib.crc32(w.encode()) % 63 + 1 for w in t.lower().split()][: self.max_text_tokens] or [0] for t in texts
         ]
         length = max(len(i) for i in ids)
         padded = torch.tensor([i + [0] * (length - len(i)) for i in ids])

@@ -60,10 +60,7 @@ class TinyEncoder(DualEncoder):
         return [len(t.split()) for t in texts]
 
     def encode_text(self, texts: Sequence[str]) -> EncoderOutput:
-        ids = [
-            [zlib.crc32(w.encode()) % (VOCAB - 1) + 1 for w in t.split()][: self.max_text_tokens]
-            for t in texts
-        ]
+        ids = [[zlib.crc32(w.encode()) % (VOCAB - 1) + 1 for w in t.split()][: self.max_text_tokens] for t in texts]
         length = max(1, *(len(i) for i in ids))
         padded = torch.tensor([i + [0] * (length - len(i)) for i in ids], dtype=torch.long)
         mask = padded != 0

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from scoring_fixtures import write_images, write_tiny_model
 
 import agiqa
 from agiqa import api
 from agiqa.api import Scorer, load
+from scoring_fixtures import write_images, write_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from scoring_fixtures import write_images, write_tiny_model
 from typer.testing import CliRunner
 
 from agiqa.cli import app
 from agiqa.cli.score import default_rank_dimension
 from agiqa.models.card import ModelCard
 from agiqa.models.registry import CARDS, list_models
+from scoring_fixtures import write_images, write_tiny_model
 
 TESTS = Path(__file__).resolve().parent
 runner = CliRunner()
@@ -102,7 +102,9 @@ def test_rank_sorts_best_first(model_dir: Path, images: Path) -> None:
     records = json.loads(output)
     quality = [r["quality"] for r in records]
     assert len(records) == 6 and quality == sorted(quality, reverse=True)
-    code, output = _run("rank", "--prompt", "a cat", "--model", model_dir, "--json", "--by", "alignment", "--top", "2", images)
+    code, output = _run(
+        "rank", "--prompt", "a cat", "--model", model_dir, "--json", "--by", "alignment", "--top", "2", images
+    )
     align = [r["alignment"] for r in json.loads(output)]
     assert len(align) == 2 and align == sorted(align, reverse=True)
     code, output = _run("rank", "--prompt", "a cat", "--model", model_dir, images)

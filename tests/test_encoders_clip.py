@@ -100,3 +100,11 @@ def test_missing_weights_explain_what_to_download(tmp_path: Path) -> None:
         create_encoder(f"clip:{tmp_path}")
     with pytest.raises(ValueError, match="needs a source"):
         create_encoder("clip")
+
+
+def test_preprocessor_size_must_fit_the_vision_tower(tmp_path: Path) -> None:
+    folder = save_tiny_clip(tmp_path / "clip")
+    config = folder / "preprocessor_config.json"
+    config.write_text(config.read_text().replace('"height": 32', '"height": 48').replace('"width": 32', '"width": 48'))
+    with pytest.raises(ValueError, match="vision tower takes 32 px"):
+        create_encoder(f"clip:{folder}")

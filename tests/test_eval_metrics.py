@@ -269,7 +269,7 @@ def test_bootstrap_is_seeded_and_brackets_the_value() -> None:
     b = M.bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300, seed=3)
     c = M.bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300, seed=4)
     assert a == b and a != c
-    assert a.low < a.value < a.high and a.unit == "samples" and a.n_failed == 0
+    assert a.low < a.value < a.high and a.unit == "rows" and a.n_failed == 0
     assert a.value == pytest.approx(M.srcc(PREDS, TARGET))
 
 
@@ -298,6 +298,19 @@ def test_bootstrap_over_groups_and_pairwise() -> None:
     assert (wide.high - wide.low) > (narrow.high - narrow.low)
 
 
+def test_bootstrap_preference_pairs_over_groups() -> None:
+    score_a, score_b = PREDS[:60], TARGET[:60]
+    label = (RNG.uniform(size=60) < 0.7).astype(float)
+    groups = np.repeat(np.arange(12), 5)
+    ci = M.bootstrap_ci(
+        M.preference_accuracy, score_a, score_b, label, groups=groups, n_resamples=100, pass_groups=True
+    )
+    assert ci.value == pytest.approx(M.preference_accuracy(score_a, score_b, label))
+    assert ci.low < ci.value < ci.high and ci.unit == "groups"
+    with pytest.raises(M.MetricError, match="differ in length"):
+        M.bootstrap_ci(M.preference_accuracy, score_a, score_b, label[:5])
+
+
 def test_bootstrap_degenerate() -> None:
     with pytest.warns(M.MetricWarning, match="interval is undefined"):
         ci = M.bootstrap_ci(M.srcc, [1, 1, 1, 1, 1], [1, 2, 3, 4, 5], n_resamples=50)
@@ -310,3 +323,21 @@ def test_docstring_examples_run() -> None:
     import doctest
 
     assert doctest.testmod(M, raise_on_error=False).failed == 0
+
+
+def test_logistic5_jacobian_matches_finite_differences() -> None:
+    x = np.linspace(-2, 2, 9)
+    params = np.array([3.0, 1.7, 0.2, 0.4, 1.1])
+    numeric = np.stack(
+        [optimize.approx_fprime(params, lambda b, xi=xi: M._logistic5(np.array([xi]), *b)[0], 1e-7) for xi in x]
+    )
+    assert M._logistic5_jac(x, *params) == pytest.approx(numeric, abs=1e-5)
+
+
+def test_group_bootstrap_keeps_copies_of_a_group_apart() -> None:
+    """A prompt drawn twice must count as two prompts, else pairs would form across its copies."""
+    groups = np.repeat(["a", "b", "c", "d", "e"], 4)
+    n_groups = M.bootstrap_ci(
+        lambda p, t, g: float(len(set(g))), PREDS[:20], TARGET[:20], groups=groups, n_resamples=50, pass_groups=True
+    )
+    assert n_groups.low == n_groups.high == 5.0

@@ -124,6 +124,8 @@ def test_pair_dataset_gets_preference_accuracy() -> None:
     # a>b right, c>a right; the tie is left out; d-f has no prediction for f.
     assert row["preference_acc"] == pytest.approx(1.0)
     assert (row["n_pairs"], row["n_pairs_unscored"]) == (3, 1)
+    with_ci = protocol.evaluate_predictions(pred, ds, n_boot=20)["metrics"]["preference"]["ci"]["preference_acc"]
+    assert with_ci["unit"] == "groups" and with_ci["value"] == pytest.approx(1.0)
 
 
 def test_evaluate_on_splits_aggregates() -> None:
@@ -138,3 +140,16 @@ def test_evaluate_on_splits_aggregates() -> None:
     assert srcc_row["mean"] == pytest.approx(np.mean(expected)) and srcc_row["n"] == 3
     with pytest.raises(protocol.ProtocolError, match="2 prediction tables for 3 splits"):
         protocol.evaluate_on_splits([predictions(ds)] * 2, ds, splits)
+
+
+def test_cross_dataset_matrix() -> None:
+    a, b = toy(n_groups=4), toy(n_groups=6)
+    results = {
+        ("a", "a"): protocol.evaluate_predictions(predictions(a), a),
+        ("a", "b"): protocol.evaluate_predictions(predictions(b, noise=2.0), b),
+        ("b", "a"): protocol.evaluate_predictions(predictions(a, noise=2.0), a),
+    }
+    matrix = protocol.cross_dataset_matrix(results, "quality", "srcc")
+    assert list(matrix.index) == ["a", "b"] and list(matrix.columns) == ["a", "b"]
+    assert matrix.loc["a", "b"] == pytest.approx(results[("a", "b")]["metrics"]["quality"]["srcc"])
+    assert math.isnan(matrix.loc["b", "b"])

@@ -86,6 +86,7 @@ def test_zero_initialised_connection_changes_nothing_at_start(bert_tokenizer):
     assert not torch.allclose(with_conn.visual_tokens(image, score, questions), b)
 
 
+@pytest.mark.slow
 def test_loss_targets_answer_tokens_only_and_trains_the_branch_not_the_llm(bert_tokenizer):
     llm = _tiny_llm(bert_tokenizer)
     branch = _branch(llm)
@@ -97,13 +98,13 @@ def test_loss_targets_answer_tokens_only_and_trains_the_branch_not_the_llm(bert_
         assert int(mask[i].sum()) == visual.shape[1] + len(llm.question_ids(questions[i])) + len(llm.answer_ids(answer))
     opt = torch.optim.Adam([p for p in branch.parameters() if p.requires_grad], lr=1e-2)
     first = None
-    for _ in range(15):
+    for _ in range(8):
         loss = branch.loss(image, score, questions, answers)
         first = first if first is not None else float(loss.detach())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first
+    assert float(loss.detach()) < first
     assert branch.connection.weight.abs().sum() > 0  # the connection opened
     assert all(p.grad is None for p in llm.model.parameters())
     assert not any(k.startswith("llm") for k in branch.trainable_state_dict())
@@ -133,6 +134,7 @@ def test_bad_questions_are_refused():
     assert check_question(" How is the correspondence? ", ["quality", "alignment"]) == "How is the correspondence?"
 
 
+@pytest.mark.slow
 def test_instructblip_backend_from_tiny_random_config(bert_tokenizer, tmp_path):
     from transformers import (
         InstructBlipConfig,
@@ -185,6 +187,7 @@ def test_instructblip_backend_from_tiny_random_config(bert_tokenizer, tmp_path):
         load_instructblip(tmp_path)
 
 
+@pytest.mark.slow
 def test_tuning_asking_and_feedback_over_cached_inputs(bert_tokenizer):
     from agiqa.data.sample import Sample
     from agiqa.explain.feedback import FeedbackRegressors, feedback_inputs, fit_feedback
@@ -217,3 +220,56 @@ def test_tuning_asking_and_feedback_over_cached_inputs(bert_tokenizer):
     assert losses[-1] < losses[0]
     with pytest.raises(ValueError, match="no regressor for"):
         FeedbackRegressors(stage1, 4, ["authenticity"])
+
+
+def test_answerer_refuses_bad_input_and_never_invents_a_level(bert_tokenizer, tmp_path):
+    from PIL import Image
+
+    from agiqa.explain import ExplainError
+    from agiqa.explain.answer import Answerer
+    from agiqa.models.card import ScoreSpec
+    from agiqa.models.mint_iqa import MINTIQA
+    from test_explain_structured import ToyEncoder
+
+    dims = [ScoreSpec("quality", 0, 5), ScoreSpec("alignment", 0, 5, needs_prompt=True)]
+    scoring = MINTIQA(
+        ToyEncoder(), dims, qformer={"hidden_size": 16, "num_layers": 1, "num_heads": 2, "num_queries": 4}
+    )
+    qformer = QFormer(3, 1, hidden_size=16, num_layers=1, num_heads=2, num_queries=4, dropout=0.0)
+    branch = InstructionBranch(
+        AgiqaInstructionQFormer(qformer, scoring.encoder.encode_text), _tiny_llm(bert_tokenizer), 16
+    )
+    answerer = Answerer(scoring, branch)
+    image = Image.new("RGB", (32, 32), (90, 120, 200))
+    answer = answerer.ask(image, "a blue square", "How is the quality of the image?", max_new_tokens=3)
+    assert answer.question == "How is the quality of the image?" and isinstance(answer.text, str)
+    assert answer.level is None or answer.level in ("bad", "poor", "fair", "good", "perfect")
+    for question, message in [("", "empty"), ("x" * 600, "characters"), ("How authentic is it?", "authenticity")]:
+        with pytest.raises(ExplainError, match=message):
+            answerer.ask(image, "a blue square", question)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(ExplainError, match="broken.jpg"):
+        answerer.ask(broken, "a blue square", "How is the quality of the image?")
+    with pytest.raises(FileNotFoundError, match="no branch.json"):
+        Answerer.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_smollm2_loads_offline_and_answers():
+    import time
+
+    from agiqa.explain.llm import load_smollm2
+
+    try:
+        start = time.perf_counter()
+        llm = load_smollm2()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    if time.perf_counter() - start > 60:
+        pytest.skip("SmolLM2 took over a minute to load on this machine")
+    assert llm.hidden_size == 576 and all(not p.requires_grad for p in llm.model.parameters())
+    ids = llm.question_ids("How is the quality of the image?")
+    assert "How is the quality of the image?" in llm.tokenizer.decode(ids)
+    out = llm.model.generate(torch.tensor([ids]), max_new_tokens=4, do_sample=False)
+    assert out.shape[1] > len(ids)

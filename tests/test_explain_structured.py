@@ -156,3 +156,10 @@ def test_cli_writes_json_text_and_heatmap(tmp_path, monkeypatch):
     broken.write_bytes(b"\x89PNG but not really")
     result = runner.invoke(app, ["explain", str(broken), "--prompt", PROMPT])
     assert result.exit_code == 1 and "broken.png" in result.output
+
+
+def test_scorer_explain_delegates():
+    from agiqa.api import Scorer
+
+    exp = Scorer(ToyModel(ToyEncoder(), DIMS)).explain(_image((2, 0)), PROMPT, grid=3)
+    assert exp.worst_region == "bottom-left" and exp.model == "ToyModel"

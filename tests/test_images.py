@@ -128,7 +128,9 @@ def test_palette_transparency_is_composited_on_white(tmp_path: Path) -> None:
     assert out.getpixel((2, 2)) == (255, 0, 0)
 
 
-@pytest.mark.parametrize("mode, colour, expected", [("RGBA", (255, 0, 0, 128), (255, 127, 127)), ("LA", (0, 0), (255,) * 3)])
+@pytest.mark.parametrize(
+    "mode, colour, expected", [("RGBA", (255, 0, 0, 128), (255, 127, 127)), ("LA", (0, 0), (255,) * 3)]
+)
 def test_alpha_is_composited_on_white(tmp_path: Path, mode: str, colour: tuple, expected: tuple) -> None:
     path = tmp_path / "alpha.png"
     Image.new(mode, (4, 4), colour).save(path)

@@ -60,8 +60,10 @@ def _batch(model: QualityModel, n: int = 4) -> torch.Tensor:
     return torch.stack([model.preprocess(im) for im in tiny_images(n)])
 
 
-@pytest.mark.parametrize("backend", ["tiny", "clip", "blip2"])
-@pytest.mark.parametrize("method", METHOD_NAMES)
+CASES = [(m, b) for m in METHOD_NAMES for b in ("tiny", "clip")] + [("mint-iqa", "blip2"), ("ip-iqa", "blip2")]
+
+
+@pytest.mark.parametrize(("method", "backend"), CASES)
 def test_contract(method: str, backend: str, encoders: dict[str, DualEncoder]) -> None:
     torch.manual_seed(0)
     model = build(method, encoders[backend]).eval()

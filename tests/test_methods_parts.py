@@ -164,7 +164,7 @@ def test_tsp_mgs_prompt_kinds_alpha_and_words() -> None:
         prompt_kind={"quality": "alignment"},
     )
     assert model.kinds == {"quality": "alignment", "correspondence": "alignment"}
-    assert float(model.alpha("quality")) == pytest.approx(0.5)
+    assert float(model.alpha("quality").detach()) == pytest.approx(0.5)
     feats = model.text_features(["a cat, 8k"])
     assert "levels_perception" not in feats and feats["levels_alignment"].shape == (1, 5, 16)
     assert prompt_words("a cat's hat, 8k!", 3) == ["a", "cat's", "hat"]

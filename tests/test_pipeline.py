@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scoring_fixtures import write_images, write_tiny_model
 
 from agiqa.api import Scorer, load
 from agiqa.pipeline import find_images, partial_dir, resolve_image, score_to_file
+from scoring_fixtures import write_images, write_tiny_model
 
 
 @pytest.fixture(scope="module")

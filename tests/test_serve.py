@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from scoring_fixtures import write_tiny_model
 
 pytest.importorskip("fastapi")

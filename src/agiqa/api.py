@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from agiqa.data.images import MAX_PIXELS, ImageRef, describe_ref, load_image
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
 from agiqa.pipeline import Row, iter_scores, rows_to_frame, score_batch, score_rows
+
+if TYPE_CHECKING:
+    from agiqa.explain import Explanation
 
 DEFAULT_MODEL = "agiqa-lite"
 """The model ``agiqa.load()`` and ``agiqa score`` use when none is named."""
@@ -128,6 +131,18 @@ class Scorer:
         dims = ", ".join(d.name for d in self.dimensions)
         return f"Scorer({self.name!r}, dimensions=[{dims}], device={self.device})"
 
+    def explain(self, image: ImageRef, prompt: str = "", **kwargs: Any) -> Explanation:
+        """Why the model scores ``image`` as it does (``agiqa.explain.explain``: levels, weakest phrases, worst region).
+
+        Args:
+            image: Path, bytes or decoded image.
+            prompt: The prompt the image was generated from.
+            **kwargs: ``grid``, ``n_phrases``, ``weakest`` (see ``agiqa.explain.explain``).
+        """
+        from agiqa.explain import explain
+
+        return explain(self.model, image, prompt, model_name=self.name, **kwargs)
+
     def preprocess(self, image: ImageRef) -> torch.Tensor:
         """Decode one image and turn it into the model's ``(3, S, S)`` input."""
         return self.model.preprocess(load_image(image, self.max_pixels))
@@ -163,9 +178,7 @@ class Scorer:
         texts = self._prompts(prompts, len(items))
         rows = [
             r
-            for batch in iter_scores(
-                self.model, items, texts, batch_size, workers, max_pixels=self.max_pixels
-            )
+            for batch in iter_scores(self.model, items, texts, batch_size, workers, max_pixels=self.max_pixels)
             for r in batch
         ]
         return ScoreResult.from_rows(rows, [describe_ref(x) for x in items], texts, self.dimensions)
@@ -187,9 +200,7 @@ class Scorer:
             return [prompts] * n
         texts = ["" if p is None else str(p) for p in prompts]
         if len(texts) != n:
-            raise ValueError(
-                f"`prompts` has {len(texts)} entries for {n} images; give one per image or a single str"
-            )
+            raise ValueError(f"`prompts` has {len(texts)} entries for {n} images; give one per image or a single str")
         return texts
 
     def score_tensor(
@@ -222,9 +233,7 @@ class Scorer:
         scale = size / min(h, w)
         new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
         if (new_h, new_w) != (h, w):
-            images = F.interpolate(
-                images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
-            )
+            images = F.interpolate(images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
         top, left = (new_h - size) // 2, (new_w - size) // 2
         images = images[..., top : top + size, left : left + size]
         shift, gain = self._normalisation()
@@ -234,9 +243,7 @@ class Scorer:
         """Per-channel ``(shift, gain)`` with ``preprocess(x) = shift + gain * x``, measured on flat images."""
         if self._affine is None:
             size = int(self.model.encoder.image_size)
-            probe = {
-                v: self.model.preprocess(Image.new("RGB", (size, size), (v, v, v))) for v in (0, 128, 255)
-            }
+            probe = {v: self.model.preprocess(Image.new("RGB", (size, size), (v, v, v))) for v in (0, 128, 255)}
             level = {v: t.float().mean(dim=(1, 2)) for v, t in probe.items()}
             shift, gain = level[0], level[255] - level[0]
             flat = all(float((t - level[v][:, None, None]).abs().max()) < 1e-4 for v, t in probe.items())

@@ -65,9 +65,7 @@ def default_workers() -> int:
 class _DecodeDataset(Dataset):
     """Item index -> ``(index, pixel tensor or None, error)``; runs in DataLoader workers."""
 
-    def __init__(
-        self, images: Sequence[ImageRef], preprocess: Callable[[Any], torch.Tensor], max_pixels: int
-    ) -> None:
+    def __init__(self, images: Sequence[ImageRef], preprocess: Callable[[Any], torch.Tensor], max_pixels: int) -> None:
         self.images = images
         self.preprocess = preprocess
         self.max_pixels = max_pixels
@@ -93,9 +91,7 @@ def _collate(
     return [i for i, _ in ok], pixels, errors
 
 
-def score_batch(
-    model: QualityModel, pixel_values: torch.Tensor, prompts: Sequence[str]
-) -> dict[str, torch.Tensor]:
+def score_batch(model: QualityModel, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
     """Scores of a batch, running the text tower once per unique prompt (autograd is left as the caller set it)."""
     unique = list(dict.fromkeys(prompts))
     where = {p: k for k, p in enumerate(unique)}
@@ -128,10 +124,7 @@ def prompt_warnings(model: QualityModel, prompts: Sequence[str]) -> dict[str, st
         return {}
     counts = count_text_tokens(model.encoder, unique)
     if counts is None:
-        return {
-            p: f"prompt length not checked: encoder {model.encoder.name!r} gives no token count"
-            for p in unique
-        }
+        return {p: f"prompt length not checked: encoder {model.encoder.name!r} gives no token count" for p in unique}
     return {
         p: f"prompt truncated: {n} tokens, the text tower takes {limit}; the rest was ignored"
         for p, n in zip(unique, counts, strict=True)
@@ -223,13 +216,10 @@ def iter_scores(
     with torch.inference_mode():
         for batch, (ok, pixels, errors) in zip(batches, loader, strict=True):
             rows = {
-                i: Row(i, dict.fromkeys((d.name for d in model.dimensions), math.nan), e)
-                for i, e in errors.items()
+                i: Row(i, dict.fromkeys((d.name for d in model.dimensions), math.nan), e) for i, e in errors.items()
             }
             if ok:
-                rows.update(
-                    {r.index: r for r in score_rows(model, ok, pixels, [prompts[i] for i in ok], device)}
-                )
+                rows.update({r.index: r for r in score_rows(model, ok, pixels, [prompts[i] for i in ok], device)})
             yield [rows[i] for i in batch]
 
 
@@ -323,8 +313,7 @@ def _read_chunk(path: Path, expected: range, dims: Sequence[str]) -> list[Row] |
 
 def _chunk_bytes(rows: Sequence[Row]) -> bytes:
     lines = [
-        json.dumps({"i": r.index, **r.scores, "error": r.error, "warning": r.warning}, ensure_ascii=False)
-        for r in rows
+        json.dumps({"i": r.index, **r.scores, "error": r.error, "warning": r.warning}, ensure_ascii=False) for r in rows
     ]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -372,9 +361,7 @@ def score_to_file(
     fmt = table_format(out)
     names = [str(x) for x in images] if names is None else list(names)
     if not len(images) == len(prompts) == len(names):
-        raise ValueError(
-            f"got {len(images)} images, {len(prompts)} prompts and {len(names)} names; they must match"
-        )
+        raise ValueError(f"got {len(images)} images, {len(prompts)} prompts and {len(names)} names; they must match")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if out.exists() and not overwrite:
@@ -470,9 +457,7 @@ def find_images(paths: Sequence[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-            )
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         elif path.exists():
             found.append(path)
         else:

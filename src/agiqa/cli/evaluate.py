@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agiqa.cli.app import app
 
@@ -18,7 +19,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -26,9 +27,21 @@ def _load(name: str, root: Path) -> Any:
     from agiqa.data import load_dataset
 
     try:
-        return load_dataset(name, root)
+        ds = load_dataset(name, root)
     except (KeyError, FileNotFoundError, ValueError, TypeError) as err:
         raise _fail(str(err).strip("'\"")) from None
+    if ds.problems:
+        counts = ", ".join(f"{n} {kind}" for kind, n in ds.problem_counts().items())
+        err_console.print(
+            "[yellow]"
+            + escape(
+                f"{name}: {len(ds.problems)} problem(s) in the files ({counts}); "
+                f"see `agiqa datasets validate {name} --root {root}`"
+            )
+            + "[/yellow]",
+            highlight=False,
+        )
+    return ds
 
 
 def _read_predictions(path: Path) -> Any:
@@ -46,7 +59,9 @@ def _read_predictions(path: Path) -> Any:
 def _report_matching(result: dict[str, Any], pred: Path) -> None:
     n, matched = result["n_predictions"], result["n_matched"]
     by_name = f" ({result['matched_by_name']} by file name)" if result["matched_by_name"] else ""
-    console.print(f"{pred}: {matched} of {n} rows matched images of {result['dataset']}{by_name}", highlight=False)
+    console.print(
+        escape(f"{pred}: {matched} of {n} rows matched images of {result['dataset']}{by_name}"), highlight=False
+    )
     for key, what in (
         ("unmatched", "match no image"),
         ("ambiguous", "match several images by file name"),
@@ -55,9 +70,9 @@ def _report_matching(result: dict[str, Any], pred: Path) -> None:
         items = result[key]
         if items:
             shown = ", ".join(items[:5]) + (f" ... (+{len(items) - 5})" if len(items) > 5 else "")
-            console.print(f"[yellow]{len(items)} row(s) {what}:[/yellow] {shown}", highlight=False)
+            console.print(f"[yellow]{len(items)} row(s) {what}:[/yellow] {escape(shown)}", highlight=False)
     for note in result["notes"]:
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
 
 
 @app.command("evaluate")
@@ -110,7 +125,8 @@ def evaluate(
                 for r in results
             ]
             extra = {**summary, "splits": str(splits), "per_split": per_split}
-            console.print("wrote " + ", ".join(map(str, report.write_table(table, out, extra=extra))), highlight=False)
+            paths = report.write_table(table, out, extra=extra)
+            console.print(escape("wrote " + ", ".join(map(str, paths))), highlight=False)
         return
     _report_matching(result, pred)
     ci = {d: row["ci"] for d, row in result["metrics"].items() if "ci" in row} if n_boot else None
@@ -133,7 +149,7 @@ def _write_outputs(result: dict[str, Any], table: Any, frame: Any, ds: Any, out:
             paths.append(
                 plots.scatter_plot(p, t, out / f"scatter_{dim}.png", title=f"{ds.name} {dim}", ylabel=f"MOS ({dim})")
             )
-    console.print("wrote " + ", ".join(map(str, paths)), highlight=False)
+    console.print(escape("wrote " + ", ".join(map(str, paths))), highlight=False)
 
 
 @splits_app.command("make")
@@ -156,7 +172,9 @@ def splits_make(
     save_splits(made, out)
     n_groups = len({s.group_id for s in ds.samples} | {p.group_id for p in ds.pairs})
     console.print(
-        f"wrote {n} splits of {name} ({n_groups} groups) to {out}: "
-        f"train/test images {len(made[0].train)}/{len(made[0].test)} (repeat 0)",
+        escape(
+            f"wrote {n} splits of {name} ({n_groups} groups) to {out}: "
+            f"train/test images {len(made[0].train)}/{len(made[0].test)} (repeat 0)"
+        ),
         highlight=False,
     )

@@ -28,7 +28,6 @@ from agiqa.cli.app import app
 from agiqa.data.images import MAX_PIXELS
 
 
-
 def _console(stderr: bool = False) -> Console:
     # Made per call, so that the terminal width (COLUMNS) is read when the command runs.
     return Console(stderr=stderr)
@@ -36,9 +35,7 @@ def _console(stderr: bool = False) -> Console:
 
 ModelOpt = Annotated[
     str | None,
-    typer.Option(
-        "--model", "-m", help="Model name (see `agiqa models`) or model folder; default agiqa-lite."
-    ),
+    typer.Option("--model", "-m", help="Model name (see `agiqa models`) or model folder; default agiqa-lite."),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 ...")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Items per model call.")]
@@ -66,9 +63,7 @@ def _load_scorer(model: str | None, device: str):
         raise _fail(str(exc).strip("'\"")) from None
 
 
-def _collect(
-    paths: list[Path], prompt: str | None, table: Path | None
-) -> tuple[list[str], list[Path], list[str]]:
+def _collect(paths: list[Path], prompt: str | None, table: Path | None) -> tuple[list[str], list[Path], list[str]]:
     """``(names, files, prompts)`` from positional paths and ``--prompt``, or from ``--input``."""
     from agiqa.io import read_item_table
     from agiqa.pipeline import find_images, resolve_image
@@ -105,9 +100,7 @@ def score(
             help="Image files or folders (searched recursively); with --input: folders to find its images in."
         ),
     ] = None,
-    out_path: Annotated[
-        Path, typer.Option("--out", "-o", help="Output table: .csv, .jsonl or .parquet.")
-    ] = ...,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output table: .csv, .jsonl or .parquet.")] = ...,
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="One prompt for every image.")] = None,
     table: Annotated[
         Path | None,
@@ -116,17 +109,11 @@ def score(
     model: ModelOpt = None,
     batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu",
-    workers: Annotated[
-        int | None, typer.Option(min=0, help="Decoding processes (default: spare cores).")
-    ] = None,
+    workers: Annotated[int | None, typer.Option(min=0, help="Decoding processes (default: spare cores).")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Items per saved chunk (resume granularity).")] = 512,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
-    restart: Annotated[
-        bool, typer.Option(help="Discard an unfinished earlier run instead of resuming it.")
-    ] = False,
-    max_pixels: Annotated[
-        int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")
-    ] = MAX_PIXELS,
+    restart: Annotated[bool, typer.Option(help="Discard an unfinished earlier run instead of resuming it.")] = False,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = MAX_PIXELS,
 ) -> None:
     """Score images into a table with columns image, prompt, <one per dimension>, error, warning.
 
@@ -159,9 +146,7 @@ def score(
 
         def on_start(total: int, done: int) -> None:
             if done:
-                progress.console.print(
-                    f"resuming: {done} of {total} items already scored in {out_path}.partial"
-                )
+                progress.console.print(f"resuming: {done} of {total} items already scored in {out_path}.partial")
             progress.update(task, completed=done, resumed=done)
             progress.start_task(task)
 
@@ -209,9 +194,7 @@ def default_rank_dimension(names: list[str]) -> str:
 
 @app.command("rank")
 def rank(
-    images: Annotated[
-        list[Path], typer.Argument(help="Images (or folders) to rank: best-of-N for one prompt.")
-    ],
+    images: Annotated[list[Path], typer.Argument(help="Images (or folders) to rank: best-of-N for one prompt.")],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt the images were generated from.")],
     model: ModelOpt = None,
     by: Annotated[
@@ -240,9 +223,7 @@ def rank(
     records.sort(key=lambda r: (math.isnan(r[key]), -sign * r[key] if not math.isnan(r[key]) else 0.0))
     shown = records[:top] if top else records
     if as_json:
-        clean = [
-            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in shown
-        ]
+        clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in shown]
         print(json.dumps(clean, indent=1, ensure_ascii=False))
     else:
         arrow = "↑" if dims[key].higher_is_better else "↓"
@@ -342,9 +323,7 @@ def models(
             head = f"{Path(r['head_weights']).name}\n" + (
                 "[green]present[/green]" if r["head_weights_present"] else "[red]missing[/red]"
             )
-        metrics = "\n".join(
-            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r["metrics"].items()
-        )
+        metrics = "\n".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r["metrics"].items())
         about = r["description"].split(". ")[0].strip()
         name = f"{r['name']}\n[dim]{about}[/dim]" if about else r["name"]
         tbl.add_row(name, dims, enc, head, r["trained_on"] or "-", metrics or "-")

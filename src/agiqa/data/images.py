@@ -106,9 +106,7 @@ def load_image(ref: ImageRef, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
 def _read_file(path: Path, source: str) -> bytes:
     if not path.exists():
-        raise ImageLoadError(
-            "file not found; check the path (relative paths are resolved against the table)", source
-        )
+        raise ImageLoadError("file not found; check the path (relative paths are resolved against the table)", source)
     if path.is_dir():
         raise ImageLoadError("is a folder, not an image file", source)
     try:
@@ -136,9 +134,7 @@ def _decode(data: bytes, source: str, max_pixels: int) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         message = str(exc)
         if "truncated" in message or isinstance(exc, EOFError):
-            reason = (
-                f"truncated image file ({message or 'unexpected end of data'}); re-download or re-export it"
-            )
+            reason = f"truncated image file ({message or 'unexpected end of data'}); re-download or re-export it"
         else:
             reason = f"corrupt or undecodable image ({type(exc).__name__}: {message})"
         raise ImageLoadError(reason, source) from None
@@ -206,9 +202,7 @@ def _array_to_image(ref: object, source: str) -> Image.Image:
         raise ImageLoadError("an array image must be (H, W), (H, W, 3) or (H, W, 4)", source)
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.floating):
-            raise ImageLoadError(
-                f"array dtype {arr.dtype} not supported; use uint8 or float in [0, 1]", source
-            )
+            raise ImageLoadError(f"array dtype {arr.dtype} not supported; use uint8 or float in [0, 1]", source)
         if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
             raise ImageLoadError("float image values must be finite and in [0, 1]", source)
         arr = (arr * 255.0).round().astype(np.uint8)

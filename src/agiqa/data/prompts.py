@@ -136,9 +136,7 @@ class RuleRefiner:
         moods = sorted(_find_terms(lowered, ATMOSPHERE_TERMS), key=lowered.find)
         content_text = _strip_terms(_ARTIST.sub(" ", prompt), [*NOISE_TERMS, *STYLE_TERMS, *ATMOSPHERE_TERMS])
         phrases = [" ".join(p.split()) for p in split_prompt(content_text)]
-        phrases = [
-            p for p in phrases if re.search(r"\w", p) and p.lower() not in {"a", "an", "the", "and", "of"}
-        ]
+        phrases = [p for p in phrases if re.search(r"\w", p) and p.lower() not in {"a", "an", "the", "and", "of"}]
         return Refinement(
             style=", ".join(styles) or DEFAULT_STYLE,
             content=", ".join(phrases) or prompt.strip(),

@@ -1,4 +1,5 @@
-"""Small pieces every backend shares: tokenizing with announced truncation, offline loading, fingerprints."""
+"""Pieces the backends share: tokenizing with announced truncation, offline loading, the base of the
+transformers-backed encoders, fingerprints."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from PIL import Image
 from torch import nn
+
+from agiqa.encoders._freeze import LayerGroupEncoder
+from agiqa.encoders.preprocess import ImageTransform
 
 ALLOW_DOWNLOAD_ENV = "AGIQA_ALLOW_DOWNLOAD"
 T = TypeVar("T")
@@ -113,3 +118,36 @@ def parameters_digest(*modules: nn.Module) -> str:
             digest.update(name.encode())
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
+
+
+class PretrainedEncoder(LayerGroupEncoder):
+    """Base of the backends wrapping a pretrained model: holds it with its tokenizer and preprocessing.
+
+    Args:
+        model: The loaded model.
+        tokenizer: Its tokenizer.
+        transform: Its image preprocessing.
+        name: The spec it was built from.
+        image_size: Input side the vision tower takes (must equal the preprocessing's).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, transform: ImageTransform, name: str, image_size: int) -> None:
+        super().__init__()
+        if transform.size != image_size:
+            raise ValueError(
+                f"{name}: preprocessor_config.json gives {transform.size} px but the vision tower takes "
+                f"{image_size} px; fix the checkpoint's preprocessor_config.json"
+            )
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.transform = transform
+        self.image_size = image_size
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """The checkpoint's resize (+ centre crop) and normalisation."""
+        return self.transform(image)
+
+    def text_token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text before truncation (special tokens included)."""
+        return token_counts(self.tokenizer, texts)

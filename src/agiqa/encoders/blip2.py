@@ -26,18 +26,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from PIL import Image
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer, Blip2ForImageTextRetrieval, Blip2QFormerConfig
 
-from agiqa.encoders._common import load_pretrained, read_preprocessor_config, token_counts, tokenize
-from agiqa.encoders._freeze import LayerGroupEncoder
+from agiqa.encoders._common import PretrainedEncoder, load_pretrained, read_preprocessor_config, tokenize
 from agiqa.encoders.base import EncoderOutput
 from agiqa.encoders.factory import register_encoder
 from agiqa.encoders.preprocess import ImageTransform
 
 
-class Blip2Encoder(LayerGroupEncoder):
+class Blip2Encoder(PretrainedEncoder):
     """A transformers ``Blip2ForImageTextRetrieval`` behind the ``DualEncoder`` interface (module docstring).
 
     Args:
@@ -48,18 +46,8 @@ class Blip2Encoder(LayerGroupEncoder):
     """
 
     def __init__(self, model: Blip2ForImageTextRetrieval, tokenizer, transform: ImageTransform, name: str) -> None:
-        super().__init__()
-        self.name = name
-        self.model = model
-        self.tokenizer = tokenizer
-        self.transform = transform
         config = model.config
-        self.image_size = config.vision_config.image_size
-        if transform.size != self.image_size:
-            raise ValueError(
-                f"{name}: preprocessor_config.json gives {transform.size} px but the vision tower takes "
-                f"{self.image_size} px; fix the checkpoint's preprocessor_config.json"
-            )
+        super().__init__(model, tokenizer, transform, name, image_size=config.vision_config.image_size)
         self.image_grid = None
         self.embed_dim = config.image_text_hidden_size
         self.image_token_dim = config.vision_config.hidden_size
@@ -76,10 +64,6 @@ class Blip2Encoder(LayerGroupEncoder):
     def query_tokens(self) -> nn.Parameter:
         """The learned ``(1, n_queries, hidden)`` query embeddings."""
         return self.model.query_tokens
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """The checkpoint's resize (BLIP-2 squashes to a square, no crop) + normalisation."""
-        return self.transform(image)
 
     def encode_queries(self, image_tokens: torch.Tensor) -> torch.Tensor:
         """Q-Former query outputs projected into the joint space, ``(B, n_queries, embed_dim)``."""
@@ -108,10 +92,6 @@ class Blip2Encoder(LayerGroupEncoder):
         if tower == "image":
             raise NotImplementedError("BLIP-2 maps image tokens to the joint space only through the Q-Former")
         return self.model.text_projection(tokens)
-
-    def text_token_counts(self, texts: Sequence[str]) -> list[int]:
-        """Wordpieces of each text before truncation ([CLS] and [SEP] included)."""
-        return token_counts(self.tokenizer, texts)
 
     def layer_groups(self, tower: str) -> list[list[nn.Module]]:
         """ViT layers (embeddings first, final norm last) or Q-Former layers (text embeddings first)."""

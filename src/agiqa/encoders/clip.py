@@ -19,18 +19,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from PIL import Image
 from torch import nn
 from transformers import AutoTokenizer, CLIPModel
 
-from agiqa.encoders._common import load_pretrained, read_preprocessor_config, token_counts, tokenize
-from agiqa.encoders._freeze import LayerGroupEncoder
+from agiqa.encoders._common import PretrainedEncoder, load_pretrained, read_preprocessor_config, tokenize
 from agiqa.encoders.base import EncoderOutput
 from agiqa.encoders.factory import register_encoder
 from agiqa.encoders.preprocess import ImageTransform
 
 
-class CLIPEncoder(LayerGroupEncoder):
+class CLIPEncoder(PretrainedEncoder):
     """A transformers ``CLIPModel`` behind the ``DualEncoder`` interface (see module docstring).
 
     Args:
@@ -41,18 +39,8 @@ class CLIPEncoder(LayerGroupEncoder):
     """
 
     def __init__(self, model: CLIPModel, tokenizer, transform: ImageTransform, name: str) -> None:
-        super().__init__()
-        self.name = name
-        self.model = model
-        self.tokenizer = tokenizer
-        self.transform = transform
         vision, text = model.config.vision_config, model.config.text_config
-        if transform.size != vision.image_size:
-            raise ValueError(
-                f"{name}: preprocessor_config.json gives {transform.size} px but the vision tower takes "
-                f"{vision.image_size} px; fix the checkpoint's preprocessor_config.json"
-            )
-        self.image_size = vision.image_size
+        super().__init__(model, tokenizer, transform, name, image_size=vision.image_size)
         side = vision.image_size // vision.patch_size
         self.image_grid = (side, side)
         self.embed_dim = model.config.projection_dim
@@ -60,10 +48,6 @@ class CLIPEncoder(LayerGroupEncoder):
         self.text_token_dim = text.hidden_size
         self.max_text_tokens = text.max_position_embeddings
         self.eval()
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """The checkpoint's resize + centre crop + normalisation."""
-        return self.transform(image)
 
     def encode_image(self, pixel_values: torch.Tensor) -> EncoderOutput:
         """Patch tokens (no class token) and the projected class embedding."""
@@ -84,10 +68,6 @@ class CLIPEncoder(LayerGroupEncoder):
         if tower == "image":
             return self.model.visual_projection(self.model.vision_model.post_layernorm(tokens))
         return self.model.text_projection(tokens)
-
-    def text_token_counts(self, texts: Sequence[str]) -> list[int]:
-        """BPE tokens of each text before truncation (start and end tokens included)."""
-        return token_counts(self.tokenizer, texts)
 
     def layer_groups(self, tower: str) -> list[list[nn.Module]]:
         """Transformer layers; embeddings (+ pre-norm) join the first, the final norm the last."""

@@ -19,11 +19,21 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def resize_center_crop(image: Image.Image, size: int, resample: int = Image.Resampling.BICUBIC) -> Image.Image:
-    """Resize so the shorter side is ``size`` (aspect kept), then cut the central ``size`` x ``size`` square."""
+def resize_center_crop(
+    image: Image.Image, size: int, resample: int = Image.Resampling.BICUBIC, resize: int | None = None
+) -> Image.Image:
+    """Resize so the shorter side is ``resize`` (default ``size``; aspect kept), then cut the central
+    ``size`` x ``size`` square."""
+    short = resize or size
     w, h = image.size
+    if max(w, h) > 4 * min(w, h):  # extreme aspect: drop the far ends first so the resize stays small
+        keep = 4 * min(w, h)
+        image = image.crop(
+            ((w - keep) // 2, 0, (w + keep) // 2, h) if w > h else (0, (h - keep) // 2, w, (h + keep) // 2)
+        )
+        w, h = image.size
     # the longer side is floored, as transformers' image processors do, so outputs match theirs exactly
-    new_w, new_h = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    new_w, new_h = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
     if (new_w, new_h) != (w, h):
         image = image.resize((new_w, new_h), resample=resample)
     left, top = (new_w - size) // 2, (new_h - size) // 2
@@ -57,6 +67,7 @@ class ImageTransform:
         mean: Per-channel mean of the normalisation (0..1 scale).
         std: Per-channel standard deviation.
         resample: PIL resampling filter.
+        resize: Shorter side before the centre crop (default ``size``).
     """
 
     size: int
@@ -64,12 +75,13 @@ class ImageTransform:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     resample: int = Image.Resampling.BICUBIC
+    resize: int | None = None
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         if image.mode != "RGB":
             image = image.convert("RGB")
         if self.center_crop:
-            image = resize_center_crop(image, self.size, self.resample)
+            image = resize_center_crop(image, self.size, self.resample, self.resize)
         elif image.size != (self.size, self.size):
             image = image.resize((self.size, self.size), resample=self.resample)
         return to_normalized_tensor(image, self.mean, self.std)
@@ -77,16 +89,12 @@ class ImageTransform:
     @classmethod
     def from_hf_config(cls, config: Mapping[str, Any]) -> ImageTransform:
         """Read ``size``/``crop_size``/``do_center_crop``/``image_mean``/``image_std``/``resample`` of a
-        Hugging Face ``preprocessor_config.json``; a crop size different from the resize size is not supported.
+        Hugging Face ``preprocessor_config.json``.
         """
         crop = bool(config.get("do_center_crop", False))
         size = _side(config["crop_size"] if crop else config["size"], "crop_size" if crop else "size")
-        if crop and _side(config["size"], "size") != size:
-            raise ValueError(
-                f"preprocessor config resizes to {config['size']} then crops {config['crop_size']}; "
-                "agiqa supports crop size == resize size only"
-            )
         return cls(
+            resize=_side(config["size"], "size") if crop else None,
             size=size,
             center_crop=crop,
             mean=tuple(config.get("image_mean", IMAGENET_MEAN)),

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
 MappingKind = Literal["logistic5", "logistic4"]
@@ -153,6 +154,12 @@ def _logistic5(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: fl
     return b1 * (0.5 - 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))) + b4 * x + b5
 
 
+def _logistic5_jac(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
+    s = 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))
+    d = s * (1.0 - s)
+    return np.stack([0.5 - s, b1 * d * (x - b3), -b1 * d * b2, x, np.ones_like(x)], axis=1)
+
+
 def _logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
     return (b1 - b2) / (1.0 + np.exp(np.clip(-(x - b3) / (abs(b4) + 1e-12), -500, 500))) + b2
 
@@ -224,10 +231,11 @@ def fit_logistic(preds: Any, target: Any, kind: MappingKind = "logistic5") -> Lo
     lo, hi = float(z.min()), float(z.max())
     if kind == "logistic5":
         func: Callable[..., np.ndarray] = _logistic5
+        jac: Callable[..., np.ndarray] | str = _logistic5_jac
         p0 = [np.ptp(y), 1.0, 0.0, 0.0, y.mean()]
         bounds = ([0.0, 0.0, lo, 0.0, -np.inf], [np.inf, MAX_STEEPNESS, hi, np.inf, np.inf])
     else:
-        func, p0 = _logistic4, [y.max(), y.min(), 0.0, 1.0]
+        func, jac, p0 = _logistic4, "2-point", [y.max(), y.min(), 0.0, 1.0]
         bounds = ([-np.inf, -np.inf, lo, 1.0 / MAX_STEEPNESS], [np.inf, np.inf, hi, np.inf])
     failure: str | None = None
     if z.size <= len(p0):
@@ -236,7 +244,7 @@ def fit_logistic(preds: Any, target: Any, kind: MappingKind = "logistic5") -> Lo
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optimize.OptimizeWarning)  # covariance: unused here
-                params, _ = optimize.curve_fit(func, z, y, p0=p0, bounds=bounds, max_nfev=MAX_FIT_EVALUATIONS)
+                params, _ = optimize.curve_fit(func, z, y, p0=p0, bounds=bounds, jac=jac, max_nfev=MAX_FIT_EVALUATIONS)
             if not np.all(np.isfinite(func(z, *params))):
                 failure = "the fitted curve is not finite"
             elif kind == "logistic4" and params[0] < params[1]:
@@ -380,23 +388,24 @@ def _groups_array(groups: Any, n: int, name: str = "groups") -> np.ndarray:
     g = np.asarray(list(groups), dtype=object)
     if g.shape != (n,):
         raise MetricError(f"`{name}` has {g.size} values but there are {n} scores; give one group id per score")
-    return np.array([str(v) for v in g], dtype=object)
+    return g
 
 
 def _pairs_from_groups(preds: Any, target: Any, groups: Any) -> _Pairs:
     """All same-group pairs ``i < j`` with the MOS order as label (1.0 if ``target[i] > target[j]``)."""
     c = _check(preds, target)
     g = _groups_array(groups, c.keep.size)[c.keep]
-    a_idx, b_idx = [], []
-    order = np.argsort(g, kind="stable")
-    bounds = np.flatnonzero(g[order][1:] != g[order][:-1]) + 1
-    for members in np.split(order, bounds):
-        if members.size > 1:
-            i, j = np.triu_indices(members.size, k=1)
-            a_idx.append(members[i])
-            b_idx.append(members[j])
-    a = np.concatenate(a_idx) if a_idx else np.zeros(0, dtype=int)
-    b = np.concatenate(b_idx) if b_idx else np.zeros(0, dtype=int)
+    codes = pd.factorize(g)[0]  # integer codes: sorting them is much faster than sorting strings
+    order = np.argsort(codes, kind="stable")
+    sorted_g = codes[order]
+    # Position i of the sorted array pairs with every later position of its group: i+1 .. group_end-1.
+    starts = np.flatnonzero(np.r_[True, sorted_g[1:] != sorted_g[:-1]])
+    ends = np.r_[starts[1:], sorted_g.size]
+    group_end = np.repeat(ends, ends - starts)
+    later = group_end - np.arange(sorted_g.size) - 1
+    first = np.repeat(np.arange(sorted_g.size), later)
+    offset = np.arange(first.size) - np.repeat(np.cumsum(later) - later, later)
+    a, b = order[first], order[first + 1 + offset]
     label = np.where(c.target[a] > c.target[b], 1.0, np.where(c.target[a] < c.target[b], 0.0, 0.5))
     return _Pairs(c.preds[a], c.preds[b], label, g[a], c.n_dropped)
 
@@ -440,12 +449,12 @@ def _compute_pair_accuracy_per_group(p: _Pairs, tie_tol: float) -> dict[str, Met
     out: dict[str, MetricValue] = {}
     empty = []
     for g in dict.fromkeys(p.groups):
-        mine = credit[groups == g]
+        mine, key = credit[groups == g], str(g)
         if mine.size:
-            out[g] = MetricValue(float(mine.mean()), mine.size)
+            out[key] = MetricValue(float(mine.mean()), mine.size)
         else:
-            out[g] = MetricValue(float("nan"), 0, reason=f"group {g!r} has no untied pairs")
-            empty.append(g)
+            out[key] = MetricValue(float("nan"), 0, reason=f"group {key!r} has no untied pairs")
+            empty.append(key)
     if empty:
         shown = ", ".join(map(repr, empty[:5])) + (" ..." if len(empty) > 5 else "")
         warnings.warn(f"{len(empty)} group(s) have no untied pairs (NaN): {shown}", MetricWarning, stacklevel=3)
@@ -674,7 +683,7 @@ class ConfidenceInterval:
         confidence: Coverage (0.95 for a 95% interval).
         n_resamples: Resamples drawn.
         n_failed: Resamples whose metric was NaN (e.g. a constant resample); they are left out of the bounds.
-        unit: ``groups`` when whole groups were resampled, else ``samples``.
+        unit: ``groups`` when whole groups were resampled, else ``rows``.
     """
 
     value: float
@@ -692,30 +701,31 @@ class ConfidenceInterval:
 
 def bootstrap_ci(
     metric: Callable[..., float],
-    preds: Any,
-    target: Any,
+    *arrays: Any,
     groups: Sequence[Any] | np.ndarray | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
     pass_groups: bool = False,
 ) -> ConfidenceInterval:
-    """Percentile-bootstrap confidence interval of ``metric(preds, target)``.
+    """Percentile-bootstrap confidence interval of ``metric(*arrays)``.
 
     With ``groups`` the bootstrap resamples whole groups (prompts) with replacement, because images of one
-    prompt are not independent; without them it resamples samples. ``scipy.stats.bootstrap`` is not used
-    because it cannot resample clusters nor leave out degenerate resamples. Resamples where the metric is NaN
-    are counted in ``n_failed`` and left out; if more than half fail, the bounds are NaN with a warning.
+    prompt are not independent; without them it resamples rows. ``scipy.stats.bootstrap`` is not used
+    because it cannot resample clusters nor leave out degenerate resamples. Rows where any array is not
+    finite are dropped first. Resamples where the metric is NaN are counted in ``n_failed`` and left out; if
+    more than half fail, the bounds are NaN with a warning.
 
     Args:
         metric: A functional metric such as :func:`srcc` or ``functools.partial(plcc, mapping="logistic5")``.
-        preds: Predicted scores.
-        target: MOS.
-        groups: Group id (prompt) of each sample, to resample groups instead of samples.
+        *arrays: The metric's row-aligned inputs: ``preds, target``, or ``score_a, score_b, label`` for
+            :func:`preference_accuracy`.
+        groups: Group id (prompt) of each row, to resample groups instead of rows.
         n_resamples: Number of resamples.
         confidence: Coverage of the interval.
         seed: Seed of the ``numpy.random.Generator``.
-        pass_groups: Call ``metric(preds, target, groups)`` (for :func:`pairwise_accuracy`).
+        pass_groups: Call ``metric(*arrays, groups)`` (for the pairwise accuracies); a group drawn twice is
+            passed as two groups.
 
     Example:
         >>> ci = bootstrap_ci(srcc, [1, 2, 3, 4, 5, 6], [1, 3, 2, 4, 6, 5], n_resamples=200)
@@ -726,33 +736,44 @@ def bootstrap_ci(
         raise MetricError(f"`confidence` must be between 0 and 1, got {confidence}")
     if n_resamples < 1:
         raise MetricError(f"`n_resamples` must be at least 1, got {n_resamples}")
-    c = _check(preds, target)
-    g = None if groups is None else _groups_array(groups, c.keep.size)[c.keep]
-    p, t = c.preds, c.target
-
-    def call(idx: np.ndarray) -> float:
-        args = (p[idx], t[idx], g[idx]) if pass_groups and g is not None else (p[idx], t[idx])
-        return float(metric(*args))
-
+    if not arrays:
+        raise MetricError("bootstrap_ci needs the metric's input arrays")
+    cols = [to_numpy(a, f"arrays[{k}]") for k, a in enumerate(arrays)]
+    if len({c.size for c in cols}) > 1:
+        raise MetricError(f"bootstrap_ci inputs differ in length: {[c.size for c in cols]}")
+    keep = np.logical_and.reduce([np.isfinite(c) for c in cols])
+    if not keep.all():
+        warnings.warn(f"dropped {int((~keep).sum())} rows with NaN or inf", MetricWarning, stacklevel=2)
+    cols = [c[keep] for c in cols]
+    g = None if groups is None else _groups_array(groups, keep.size)[keep]
     if pass_groups and g is None:
         raise MetricError("`pass_groups=True` needs `groups`")
-    unit = "samples" if g is None else "groups"
-    if p.size < MIN_SAMPLES:
-        warnings.warn(f"bootstrap needs at least {MIN_SAMPLES} samples, got {p.size}", MetricWarning, stacklevel=2)
+    unit = "rows" if g is None else "groups"
+    n = cols[0].size
+    if n < MIN_SAMPLES:
+        warnings.warn(f"bootstrap needs at least {MIN_SAMPLES} rows, got {n}", MetricWarning, stacklevel=2)
         return ConfidenceInterval(float("nan"), float("nan"), float("nan"), confidence, 0, 0, unit)
+
+    def call(idx: np.ndarray, labels: np.ndarray | None) -> float:
+        picked = [c[idx] for c in cols]
+        return float(metric(*picked, labels) if pass_groups else metric(*picked))
+
     rng = np.random.default_rng(seed)
+    draws: list[tuple[np.ndarray, np.ndarray | None]] = []
     if g is not None:
-        names, inverse = np.unique(g, return_inverse=True)
-        members = [np.flatnonzero(inverse == k) for k in range(names.size)]
-        draws = (
-            np.concatenate([members[k] for k in rng.integers(0, names.size, names.size)]) for _ in range(n_resamples)
-        )
+        codes = pd.factorize(g)[0]
+        members = [np.flatnonzero(codes == k) for k in range(codes.max() + 1)]
+        for _ in range(n_resamples):
+            picked = [members[k] for k in rng.integers(0, len(members), len(members))]
+            # A group drawn twice becomes two groups (no pairs across the copies).
+            labels = np.repeat(np.arange(len(picked)), [m.size for m in picked])
+            draws.append((np.concatenate(picked), labels))
     else:
-        draws = (rng.integers(0, p.size, p.size) for _ in range(n_resamples))
+        draws = [(rng.integers(0, n, n), None) for _ in range(n_resamples)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
-        full = call(np.arange(p.size))
-        values = np.array([call(idx) for idx in draws])
+        full = call(np.arange(n), g)
+        values = np.array([call(idx, labels) for idx, labels in draws])
     ok = values[np.isfinite(values)]
     n_failed = int(values.size - ok.size)
     if ok.size < max(1, values.size / 2):

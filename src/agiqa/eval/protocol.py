@@ -164,20 +164,22 @@ def _mos_metrics(p: np.ndarray, t: np.ndarray, g: np.ndarray, n_boot: int, seed:
     return row
 
 
-def _pair_metrics(dataset: Dataset, scores: pd.Series) -> dict[str, Any]:
+def _pair_metrics(dataset: Dataset, scores: pd.Series, n_boot: int, seed: int) -> dict[str, Any]:
     lookup = scores.to_dict()
     usable = [p for p in dataset.pairs if p.id_a in lookup and p.id_b in lookup]
-    value = M.preference_accuracy(
-        [lookup[p.id_a] for p in usable],
-        [lookup[p.id_b] for p in usable],
-        [p.label for p in usable],
-        [p.group_id for p in usable],
-    )
-    return {
-        "preference_acc": float(value),
+    a, b = [lookup[p.id_a] for p in usable], [lookup[p.id_b] for p in usable]
+    label, groups = [p.label for p in usable], [p.group_id for p in usable]
+    row: dict[str, Any] = {
+        "preference_acc": float(M.preference_accuracy(a, b, label, groups)),
         "n_pairs": len(usable),
         "n_pairs_unscored": len(dataset.pairs) - len(usable),
     }
+    if n_boot > 0:
+        ci = M.bootstrap_ci(
+            M.preference_accuracy, a, b, label, groups=groups, n_resamples=n_boot, seed=seed, pass_groups=True
+        )
+        row.setdefault("ci", {})["preference_acc"] = ci.as_dict()
+    return row
 
 
 def evaluate_predictions(
@@ -198,7 +200,8 @@ def evaluate_predictions(
         dataset: Dataset read by ``agiqa.data.load_dataset``.
         dimensions: Dimensions to score (default: prediction columns that the dataset labels, or every
             prediction column when the dataset has pairs).
-        n_boot: Bootstrap resamples (over prompts) for 95% intervals of SRCC/KRCC/PLCC; 0 for none.
+        n_boot: Bootstrap resamples (over prompts) for 95% intervals of SRCC, KRCC, PLCC and the pairwise and
+            preference accuracies; 0 for none.
         seed: Seed of the bootstrap.
 
     Returns:
@@ -247,7 +250,10 @@ def evaluate_predictions(
             if p.size or not dataset.pairs:
                 row.update(_mos_metrics(p, t, g, n_boot, seed))
             if dataset.pairs:
-                row.update(_pair_metrics(dataset, matched.frame[dim].dropna()))
+                pair_row = _pair_metrics(dataset, matched.frame[dim].dropna(), n_boot, seed)
+                if "ci" in pair_row:
+                    row["ci"] = {**row.get("ci", {}), **pair_row.pop("ci")}
+                row.update(pair_row)
             result["metrics"][dim] = row
             result["notes"] += [f"{dim}: {w.message}" for w in caught if issubclass(w.category, M.MetricWarning)]
             caught.clear()
@@ -310,7 +316,32 @@ def evaluate_on_splits(
     return results
 
 
+def cross_dataset_matrix(
+    results: dict[tuple[str, str], dict[str, Any]], dimension: str, metric: str = "srcc"
+) -> pd.DataFrame:
+    """Train-on-one, test-on-another table: rows are training datasets, columns test datasets.
+
+    Args:
+        results: ``{(trained_on, tested_on): evaluate_predictions(...)}``.
+        dimension: Dimension to show (``quality`` ...).
+        metric: Metric to show.
+
+    Returns:
+        A DataFrame of floats; pairs not evaluated, or without that dimension / metric, are NaN.
+    """
+    cells = {
+        (train, test): res["metrics"].get(dimension, {}).get(metric, float("nan"))
+        for (train, test), res in results.items()
+    }
+    rows = list(dict.fromkeys(train for train, _ in cells))
+    cols = list(dict.fromkeys(test for _, test in cells))
+    return pd.DataFrame(
+        [[cells.get((r, c), float("nan")) for c in cols] for r in rows], index=rows, columns=cols, dtype=float
+    ).rename_axis(index="trained on", columns="tested on")
+
+
 __all__ = [
+    "cross_dataset_matrix",
     "MatchedPredictions",
     "ProtocolError",
     "evaluate_on_splits",

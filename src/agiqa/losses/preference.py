@@ -91,9 +91,7 @@ def ranking_pairs(ranks: Sequence[float]) -> list[tuple[int, int]]:
     return pairs
 
 
-def ranking_cross_entropy(
-    scores: torch.Tensor, ranks: Sequence[float], reduction: str = "mean"
-) -> torch.Tensor:
+def ranking_cross_entropy(scores: torch.Tensor, ranks: Sequence[float], reduction: str = "mean") -> torch.Tensor:
     """MINT-IQA eq. 5 over a ranking of ``k`` images of one prompt: the loss of each ``(better, worse)`` pair.
 
     Args:
@@ -102,9 +100,7 @@ def ranking_cross_entropy(
         reduction: ``mean``, ``sum`` or ``none`` (one value per pair).
     """
     if len(ranks) != scores.shape[0]:
-        raise ValueError(
-            f"ranks has {len(ranks)} entries but scores {scores.shape[0]}; give one rank per image"
-        )
+        raise ValueError(f"ranks has {len(ranks)} entries but scores {scores.shape[0]}; give one rank per image")
     pairs = ranking_pairs(ranks)
     if not pairs:
         return _reduce(scores.new_zeros(0), reduction) if reduction == "none" else scores.sum() * 0.0

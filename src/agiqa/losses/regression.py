@@ -10,9 +10,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def _check(pred: torch.Tensor, target: torch.Tensor, reduction: str) -> None:
     if pred.shape != target.shape:
-        raise ValueError(
-            f"pred has shape {tuple(pred.shape)} but target {tuple(target.shape)}; they must match"
-        )
+        raise ValueError(f"pred has shape {tuple(pred.shape)} but target {tuple(target.shape)}; they must match")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r}; use one of {REDUCTIONS}")
 

@@ -33,9 +33,7 @@ def _orient(
     views_a: torch.Tensor, views_b: torch.Tensor, label: torch.Tensor | float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if views_a.shape != views_b.shape or views_a.dim() != 2:
-        raise ValueError(
-            f"views_a {tuple(views_a.shape)} and views_b {tuple(views_b.shape)} must both be (B, 1 + k)"
-        )
+        raise ValueError(f"views_a {tuple(views_a.shape)} and views_b {tuple(views_b.shape)} must both be (B, 1 + k)")
     label = torch.as_tensor(label, dtype=views_a.dtype, device=views_a.device).expand(views_a.shape[0])
     a_better = (label > 0.5) | ((label == 0.5) & (views_a[:, 0] >= views_b[:, 0]))
     better = torch.where(a_better[:, None], views_a, views_b)
@@ -49,9 +47,7 @@ def score_gap(views_a: torch.Tensor, views_b: torch.Tensor, label: torch.Tensor 
     return better[:, 0] - worse[:, 0]
 
 
-def anti_interference_loss(
-    views_a: torch.Tensor, views_b: torch.Tensor, label: torch.Tensor | float
-) -> torch.Tensor:
+def anti_interference_loss(views_a: torch.Tensor, views_b: torch.Tensor, label: torch.Tensor | float) -> torch.Tensor:
     """Eq. 5-6 for each pair, ``(B,)``.
 
     Args:
@@ -103,9 +99,7 @@ def stable_preference_loss(
         tau: Temperature of the step-1 gate.
     """
     if per_pair.shape != views_a.shape[:1]:
-        raise ValueError(
-            f"per_pair has shape {tuple(per_pair.shape)}; expected ({views_a.shape[0]},), one per pair"
-        )
+        raise ValueError(f"per_pair has shape {tuple(per_pair.shape)}; expected ({views_a.shape[0]},), one per pair")
     total = per_pair + anti_interference_loss(views_a, views_b, label)
     gap = score_gap(views_a, views_b, label).detach()
     if step < switch_step:
@@ -151,9 +145,7 @@ def weak_view(
         return out.crop(box).resize((width, height), Image.Resampling.BICUBIC)
     out = image.flip(-1) if flip else image
     crop = out[..., box[1] : box[3], box[0] : box[2]]
-    return F.interpolate(
-        crop.unsqueeze(0).float(), size=(height, width), mode="bilinear", align_corners=False
-    )[0]
+    return F.interpolate(crop.unsqueeze(0).float(), size=(height, width), mode="bilinear", align_corners=False)[0]
 
 
 def weak_views(

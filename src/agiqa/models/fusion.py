@@ -92,9 +92,7 @@ class CrossAttentionPool(nn.Module):
         self.attention = nn.MultiheadAttention(dim, num_heads, kdim=kv_dim, vdim=kv_dim, batch_first=True)
         self.out = nn.Linear(dim, out_dim or dim)
 
-    def forward(
-        self, query: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, Q, query_dim)`` queries over ``(B, L, kv_dim)`` tokens -> ``(B, Q, out_dim)``."""
         keys = torch.cat([masked_mean(tokens, mask).unsqueeze(1), tokens], dim=1)
         padding = None

@@ -19,9 +19,7 @@ class MLPHead(nn.Module):
         dropout: Dropout before each linear layer (inactive in ``eval()``).
     """
 
-    def __init__(
-        self, in_dim: int, out_dim: int = 1, hidden: int | None = None, dropout: float = 0.0
-    ) -> None:
+    def __init__(self, in_dim: int, out_dim: int = 1, hidden: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Dropout(dropout)]
         if hidden:
@@ -45,9 +43,7 @@ class PerDimensionHeads(nn.Module):
         dropout: Dropout of each regressor.
     """
 
-    def __init__(
-        self, in_dim: int, dimensions: Sequence[str], hidden: int | None = None, dropout: float = 0.0
-    ) -> None:
+    def __init__(self, in_dim: int, dimensions: Sequence[str], hidden: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         self.heads = nn.ModuleDict({name: MLPHead(in_dim, 1, hidden, dropout) for name in dimensions})
 
@@ -88,9 +84,7 @@ def masked_mean(tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch
     return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
-def pad_tokens(
-    tokens: torch.Tensor, mask: torch.Tensor | None, length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_tokens(tokens: torch.Tensor, mask: torch.Tensor | None, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad (with zeros, mask False) or cut ``(B, L, D)`` tokens to exactly ``length`` positions.
 
     Text towers pad to the longest text of a batch; a fixed length, with masked positions zeroed, makes a

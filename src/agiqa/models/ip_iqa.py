@@ -1,5 +1,4 @@
-"""IP-IQA (003, ICME 2024 poster): image and prompt jointly, with Image2Prompt, the integral prompt and a
-special quality token.
+"""IP-IQA (003, ICME 2024 poster): image + integral prompt, a quality token, Image2Prompt pre-training.
 
 The poster names three parts (its Table 3 ablates them) and little else; the authors' code (Coobiw/IP-IQA)
 shows the fusion: a CLIP ResNet-50 image feature map, the prompt's CLIP text embedding as the query of an

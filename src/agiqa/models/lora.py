@@ -36,9 +36,7 @@ def apply_lora(
 
     targets = list(target_modules) if target_modules is not None else linear_layer_names(module)
     if not targets:
-        raise ValueError(
-            f"apply_lora: {type(module).__name__} has no nn.Linear layer; name layers in target_modules"
-        )
+        raise ValueError(f"apply_lora: {type(module).__name__} has no nn.Linear layer; name layers in target_modules")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
     inject_adapter_in_model(config, module)
     for name, param in module.named_parameters():

@@ -97,9 +97,7 @@ class MINTIQA(QualityModel):
 
     def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Q-Former over image and text tokens, mean of the queries, one regressor per dimension."""
-        queries = self.qformer(
-            features["image_tokens"], features["text_tokens"], text_mask=features["text_mask"]
-        )
+        queries = self.qformer(features["image_tokens"], features["text_tokens"], text_mask=features["text_mask"])
         return self.regressors(queries.mean(dim=1))
 
 

@@ -51,9 +51,7 @@ class QFormer(nn.Module):
     ) -> None:
         super().__init__()
         if hidden_size % num_heads:
-            raise ValueError(
-                f"QFormer: hidden_size={hidden_size} must be a multiple of num_heads={num_heads}"
-            )
+            raise ValueError(f"QFormer: hidden_size={hidden_size} must be a multiple of num_heads={num_heads}")
         self.config = Blip2QFormerConfig(
             hidden_size=hidden_size,
             num_hidden_layers=num_layers,
@@ -66,17 +64,13 @@ class QFormer(nn.Module):
             use_qformer_text_input=text_dim is not None,
         )
         self.qformer = Blip2QFormerModel(self.config)
-        self.query_tokens = nn.Parameter(
-            torch.randn(1, num_queries, hidden_size) * self.config.initializer_range
-        )
+        self.query_tokens = nn.Parameter(torch.randn(1, num_queries, hidden_size) * self.config.initializer_range)
         self.text_proj = nn.Linear(text_dim, hidden_size) if text_dim is not None else None
 
     @classmethod
     def tiny(cls, image_dim: int, text_dim: int | None = None, **overrides: int | float) -> QFormer:
         """A 2-layer, 256-wide Q-Former with 16 queries, sized for CPU training over the lite encoder."""
-        args: dict = dict(
-            hidden_size=256, num_layers=2, num_heads=4, num_queries=16, cross_attention_frequency=1
-        )
+        args: dict = dict(hidden_size=256, num_layers=2, num_heads=4, num_queries=16, cross_attention_frequency=1)
         return cls(image_dim, text_dim, **{**args, **overrides})
 
     @property
@@ -117,9 +111,7 @@ class QFormer(nn.Module):
         hidden, mask = queries, None
         if text_tokens is not None:
             if self.text_proj is None:
-                raise ValueError(
-                    "QFormer was built with text_dim=None; build it with text_dim to pass text tokens"
-                )
+                raise ValueError("QFormer was built with text_dim=None; build it with text_dim to pass text tokens")
             hidden = torch.cat([queries, self.text_proj(text_tokens).to(queries.dtype)], dim=1)
             if text_mask is not None:
                 query_mask = torch.ones(batch, self.num_queries, dtype=torch.long, device=text_mask.device)
@@ -129,6 +121,16 @@ class QFormer(nn.Module):
             query_length=self.num_queries,
             attention_mask=mask,
             encoder_hidden_states=image_tokens,
-            encoder_attention_mask=image_mask.long() if image_mask is not None else None,
+            encoder_attention_mask=_additive_mask(image_mask, queries.dtype) if image_mask is not None else None,
         )
         return out.last_hidden_state[:, : self.num_queries]
+
+
+def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, L)`` keep-mask -> ``(B, 1, 1, L)`` additive bias, passed through transformers' mask helpers as-is.
+
+    (Given a 2-D image mask together with text tokens, transformers 5 sizes the cross-attention mask for the
+    queries and the text, not for the queries alone.)
+    """
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill(~mask.bool(), torch.finfo(dtype).min)[:, None, None, :]

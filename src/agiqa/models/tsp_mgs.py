@@ -115,9 +115,7 @@ class TSPMGS(QualityModel):
         super().__init__(encoder, dimensions)
         self.default_loss = "mae"
         if perception_form not in PERCEPTION_PROMPTS:
-            raise ValueError(
-                f"tsp-mgs: perception_form={perception_form!r}; use one of {list(PERCEPTION_PROMPTS)}"
-            )
+            raise ValueError(f"tsp-mgs: perception_form={perception_form!r}; use one of {list(PERCEPTION_PROMPTS)}")
         patch_boxes(2 * encoder.image_size, 2 * encoder.image_size, encoder.image_size, n_patches)
         names = [d.name for d in self.dimensions]
         kinds = {n: "alignment" if n in ALIGNMENT_DIMENSIONS else "perception" for n in names}
@@ -141,9 +139,7 @@ class TSPMGS(QualityModel):
             elif isinstance(value, int | float) and 0.0 <= value <= 1.0:
                 self.alpha_fixed[name] = float(value)
             else:
-                raise ValueError(
-                    f"tsp-mgs: alpha for {name!r} is {value!r}; give a number in [0, 1] or 'learned'"
-                )
+                raise ValueError(f"tsp-mgs: alpha for {name!r} is {value!r}; give a number in [0, 1] or 'learned'")
         self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)), requires_grad=learn_logit_scale)
         dim = encoder.embed_dim
         self.image_adapter = zero_linear(dim, dim) if adapter else None
@@ -155,13 +151,9 @@ class TSPMGS(QualityModel):
         image = image.convert("RGB")
         if min(image.size) < side:
             scale = side / min(image.size)
-            image = image.resize(
-                (max(side, round(image.width * scale)), max(side, round(image.height * scale)))
-            )
+            image = image.resize((max(side, round(image.width * scale)), max(side, round(image.height * scale))))
         views = [self.encoder.preprocess(image)]
-        views += [
-            self.encoder.preprocess(image.crop(box)) for box in patch_boxes(*image.size, side, self.n_patches)
-        ]
+        views += [self.encoder.preprocess(image.crop(box)) for box in patch_boxes(*image.size, side, self.n_patches)]
         return torch.stack(views)
 
     def image_features(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -188,9 +180,7 @@ class TSPMGS(QualityModel):
                 for p in prompts
                 for a in ALIGNMENT_LEVELS
             ]
-            feats["levels_alignment"] = self.encoder.encode_text(texts).pooled.view(
-                batch, len(ALIGNMENT_LEVELS), -1
-            )
+            feats["levels_alignment"] = self.encoder.encode_text(texts).pooled.view(batch, len(ALIGNMENT_LEVELS), -1)
         words = [prompt_words(p, self.max_words) for p in prompts]
         pooled = self.encoder.encode_text([w for ws in words for w in ws]).pooled
         table = pooled.new_zeros(batch, self.max_words, pooled.shape[-1])

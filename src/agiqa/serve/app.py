@@ -36,9 +36,7 @@ def create_app(scorer: Scorer, max_upload_bytes: int = 32 * 2**20, max_images: i
         max_upload_bytes: Largest accepted image file.
         max_images: Most images in one request.
     """
-    app = FastAPI(
-        title="agiqa", description="Quality, alignment and preference scores of AI-generated images."
-    )
+    app = FastAPI(title="agiqa", description="Quality, alignment and preference scores of AI-generated images.")
     lock = threading.Lock()
     dimensions = [asdict(d) for d in scorer.dimensions]
 

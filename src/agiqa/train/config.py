@@ -151,7 +151,7 @@ class TrainSection:
     cycles: int = 1
     grad_clip: float = 0.0
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
-    cache: str = "auto"
+    cache: str | bool = "auto"
     cache_dir: str | None = None
     seed: int = 0
     eval_every: int = 1
@@ -229,6 +229,8 @@ class TrainConfig:
             raise ConfigError(f"{where}: train.loss={t.loss!r} is not one of {', '.join(LOSSES)}")
         if t.scheduler not in SCHEDULERS:
             raise ConfigError(f"{where}: train.scheduler={t.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        if isinstance(t.cache, bool):  # YAML reads on/off as booleans
+            t.cache = "on" if t.cache else "off"
         if t.cache not in ("auto", "on", "off"):
             raise ConfigError(f"{where}: train.cache={t.cache!r} must be 'auto', 'on' or 'off'")
         checks = {
