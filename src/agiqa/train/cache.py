@@ -1,8 +1,15 @@
 """Feature cache: encode each image and each prompt once, reuse the result across epochs, splits and methods.
 
-What is cached is the output of the model's own ``image_features`` (per image and view) and ``text_features``
-(per prompt), i.e. the contract boundary of ``QualityModel``: everything before ``forward_head``. This is the
-level at which caching is correct for every method without knowing its internals, and it is shared widely:
+Two levels are cached, both correct for any method without knowing its internals:
+
+1. The model's own ``image_features`` (per image and view) and ``text_features`` (per prompt): the contract
+   boundary of ``QualityModel``, everything before ``forward_head``. A hit skips decoding and encoding.
+2. Below it, the encoder's ``encode_image`` output per preprocessed view (``EncoderMemo``), keyed by the
+   encoder fingerprint and the SHA-1 of the pixels. Methods whose ``image_features`` differ (MINT-IQA keeps
+   the tokens only, TSP-MGS adds patches) still share the expensive part: the first method run on a dataset
+   pays for the encoder, the next ones only decode and preprocess the images.
+
+Namespaces and keys of level 1:
 
 * **Image namespace** = encoder fingerprint (weights + preprocessing + projections) + the implementation of
   ``preprocess`` and ``image_features`` the model uses + a digest of their output on a fixed probe image.
@@ -41,6 +48,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from agiqa.data.images import load_image
+from agiqa.encoders.base import DualEncoder, EncoderOutput
 from agiqa.models.base import QualityModel
 
 CACHE_ENV = "AGIQA_CACHE_DIR"
@@ -222,6 +230,59 @@ def _pad_first(tensor: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([tensor, pad])
 
 
+def encoder_namespace(encoder: DualEncoder) -> str:
+    """Cache namespace of the encoder's own outputs (``encode_image``), shared by every method."""
+    return "enc-" + _digest({"encoder": encoder.fingerprint})
+
+
+class EncoderMemo:
+    """Inside ``with EncoderMemo(encoder, root):`` ``encoder.encode_image`` reads its outputs from the cache.
+
+    Rows are keyed by the SHA-1 of the preprocessed pixels, so every method whose ``image_features`` feeds the
+    same views to the encoder (the plain resized image, a TSP-MGS patch) shares one entry, whatever it does
+    with the ``EncoderOutput`` afterwards.
+    """
+
+    def __init__(self, encoder: DualEncoder, root: str | Path | None) -> None:
+        self.encoder = encoder
+        self.store = FeatureStore(root, encoder_namespace(encoder))
+
+    def __enter__(self) -> EncoderMemo:
+        self._original = self.encoder.encode_image
+        self.encoder.encode_image = self._encode  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.encoder.encode_image
+
+    def _encode(self, pixel_values: torch.Tensor) -> EncoderOutput:
+        rows = pixel_values.detach().to("cpu", torch.float32).contiguous()
+        keys = [hashlib.sha1(r.numpy().tobytes()).hexdigest() for r in rows]
+        found = self.store.get(list(dict.fromkeys(keys)))
+        todo = [i for i, k in enumerate(dict.fromkeys(keys)) if k not in found]
+        unique = list(dict.fromkeys(keys))
+        self.store.hits += len(unique) - len(todo)
+        self.store.misses += len(todo)
+        if todo:
+            first = {k: keys.index(k) for k in unique}
+            out = self._original(pixel_values[[first[unique[i]] for i in todo]])
+            new = {}
+            for j, i in enumerate(todo):
+                item = {"tokens": out.tokens[j], "pooled": out.pooled[j]}
+                if out.mask is not None:
+                    item["mask"] = out.mask[j]
+                new[unique[i]] = item
+            self.store.put(new)
+            found.update({k: {n: self.store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+        stacked = _stack([found[k] for k in keys], "encoder outputs")
+        device = pixel_values.device
+        return EncoderOutput(
+            tokens=stacked["tokens"].to(device),
+            pooled=stacked["pooled"].to(device),
+            mask=stacked["mask"].to(device) if "mask" in stacked else None,
+        )
+
+
 @torch.no_grad()
 def cached_image_features(
     model: QualityModel,
@@ -257,6 +318,7 @@ def cached_image_features(
     store.misses += len(todo)
     was_training = model.training
     model.eval()
+    memo = EncoderMemo(model.encoder, cache_dir) if todo else None
     for start in range(0, len(todo), batch_size):
         chunk = [i for i in todo[start : start + batch_size] if keys[i] not in found]
         if not chunk:
@@ -265,7 +327,8 @@ def cached_image_features(
         for i in chunk:
             image = load_image(images[i])
             pixels.append(model.preprocess(transform(image, hashes[i]) if transform else image))
-        feats = model.image_features(torch.stack(pixels))
+        with memo:  # type: ignore[union-attr]
+            feats = model.image_features(torch.stack(pixels))
         new = {keys[i]: {n: t[j] for n, t in feats.items()} for j, i in enumerate(chunk)}
         store.put(new)
         found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})

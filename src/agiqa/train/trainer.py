@@ -492,17 +492,17 @@ def train(
     opt = _optimizer(model, config)
     sched = _scheduler(opt, config, total)
     history: list[dict[str, float]] = []
+    running: list[float] = []
     best_val, best_state, step = -math.inf, None, 0
     ckpt = _Checkpoint(Path(out_dir)) if out_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
         doc, best_state = ckpt.load(model, opt, sched)
-        step, history = doc["step"], doc["history"]
+        step, history, running = doc["step"], doc["history"], doc.get("running", [])
         best_val = doc["best_val"] if doc["best_val"] is not None else -math.inf
     model.train()
     if cached:
         model.encoder.eval()
     dim_index = {d: i for i, d in enumerate(dims)}
-    running = []
     bar = _bar(t.progress, total, config.name)
     with bar:
         task = bar.add_task("train", total=total, completed=step, loss=float("nan"), val=float("nan"))
@@ -535,7 +535,7 @@ def train(
                 if t.keep_best and math.isfinite(val) and val > best_val:
                     best_val, best_state = val, _trainable_state(model)
             if ckpt is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
-                ckpt.save(model, opt, sched, {"step": step, "history": history,
+                ckpt.save(model, opt, sched, {"step": step, "history": history, "running": running[-per_epoch:],
                                               "best_val": best_val if math.isfinite(best_val) else None}, best_state)
     if t.keep_best and best_state is not None:
         model.load_state_dict(best_state, strict=False)
