@@ -62,7 +62,7 @@ class TinyEncoder(DualEncoder):
     def encode_text(self, texts: Sequence[str]) -> EncoderOutput:
         ids = [[zlib.crc32(w.encode()) % (VOCAB - 1) + 1 for w in t.split()][: self.max_text_tokens] for t in texts]
         length = max(1, *(len(i) for i in ids))
-        padded = torch.tensor([i + [0] * (length - len(i)) for i in ids], dtype=torch.long)
+        padded = torch.tensor([i + [0] * (length - len(i)) for i in ids], device=self.words.weight.device)
         mask = padded != 0
         tokens = self.words(padded)
         pooled = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)

@@ -96,6 +96,30 @@ def test_bad_arguments_exit_2_with_a_reason(model_dir: Path, images: Path, tmp_p
     assert code == 2 and "--overwrite" in output
 
 
+def test_ctrl_c_keeps_the_chunks_and_says_how_to_resume(
+    model_dir: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agiqa.pipeline
+
+    real = agiqa.pipeline.score_to_file
+
+    def interrupted(*args, on_progress=None, **kwargs):
+        def press_ctrl_c(n: int) -> None:
+            raise KeyboardInterrupt
+
+        return real(*args, on_progress=press_ctrl_c, **kwargs)
+
+    monkeypatch.setattr(agiqa.pipeline, "score_to_file", interrupted)
+    out = tmp_path / "s.csv"
+    args = ("score", images, "--prompt", "x", "--model", model_dir, "--out", out, "--chunk-size", "2", "-b", "2")
+    code, output = _run(*args, "--workers", "0")
+    assert code == 130 and "rerun the same command to resume" in output
+    assert not out.exists() and (tmp_path / "s.csv.partial" / "chunk-000000.jsonl").is_file()
+    monkeypatch.setattr(agiqa.pipeline, "score_to_file", real)
+    code, output = _run(*args)
+    assert code == 0 and "resuming: 2 of 6" in output
+
+
 def test_rank_sorts_best_first(model_dir: Path, images: Path) -> None:
     code, output = _run("rank", "--prompt", "a cat", "--model", model_dir, "--json", images)
     assert code == 0, output

@@ -86,7 +86,6 @@ def test_zero_initialised_connection_changes_nothing_at_start(bert_tokenizer):
     assert not torch.allclose(with_conn.visual_tokens(image, score, questions), b)
 
 
-@pytest.mark.slow
 def test_loss_targets_answer_tokens_only_and_trains_the_branch_not_the_llm(bert_tokenizer):
     llm = _tiny_llm(bert_tokenizer)
     branch = _branch(llm)
@@ -134,7 +133,6 @@ def test_bad_questions_are_refused():
     assert check_question(" How is the correspondence? ", ["quality", "alignment"]) == "How is the correspondence?"
 
 
-@pytest.mark.slow
 def test_instructblip_backend_from_tiny_random_config(bert_tokenizer, tmp_path):
     from transformers import (
         InstructBlipConfig,
@@ -187,7 +185,6 @@ def test_instructblip_backend_from_tiny_random_config(bert_tokenizer, tmp_path):
         load_instructblip(tmp_path)
 
 
-@pytest.mark.slow
 def test_tuning_asking_and_feedback_over_cached_inputs(bert_tokenizer):
     from agiqa.data.sample import Sample
     from agiqa.explain.feedback import FeedbackRegressors, feedback_inputs, fit_feedback

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from agiqa.api import Scorer, load
-from agiqa.pipeline import find_images, partial_dir, resolve_image, score_to_file
+from agiqa.pipeline import find_images, iter_scores, partial_dir, resolve_image, score_to_file
 from scoring_fixtures import write_images, write_tiny_model
 
 
@@ -135,3 +136,22 @@ def test_finding_and_resolving_images(tmp_path: Path) -> None:
     assert resolve_image("missing.jpg", roots) == tmp_path / "a" / "deep" / "missing.jpg"
     with pytest.raises(FileNotFoundError, match="nowhere"):
         find_images([tmp_path / "nowhere"])
+
+
+class _PidRecordingPreprocess:
+    """Wraps a preprocess and leaves a file named after the process that ran it (picklable, for workers)."""
+
+    def __init__(self, inner, folder: Path) -> None:
+        self.inner, self.folder = inner, folder
+
+    def __call__(self, image):
+        (self.folder / f"pid-{os.getpid()}").touch()
+        return self.inner(image)
+
+
+def test_decoding_runs_in_worker_processes(scorer: Scorer, items, tmp_path: Path, monkeypatch) -> None:
+    paths, prompts = items
+    monkeypatch.setattr(scorer.model, "preprocess", _PidRecordingPreprocess(scorer.model.preprocess, tmp_path))
+    rows = [r for batch in iter_scores(scorer.model, paths, prompts, batch_size=2, workers=2) for r in batch]
+    pids = {int(p.name.split("-")[1]) for p in tmp_path.glob("pid-*")}
+    assert len(rows) == len(paths) and pids and os.getpid() not in pids

@@ -35,3 +35,16 @@ def test_score_real_agiqa3k_table_with_the_default_model(agiqa3k_root: Path, tmp
     values = scores[dims].to_numpy(float)
     assert np.isfinite(values).all()
     assert all(len(np.unique(values[:, k].round(6))) > 1 for k in range(len(dims)))  # not a constant output
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_default_model_scores_do_not_depend_on_batching(agiqa3k_root: Path) -> None:
+    labels = pd.read_csv(agiqa3k_root / "data.csv").iloc[::600].head(4)
+    paths = [agiqa3k_root / "images" / n for n in labels["name"]]
+    prompts = labels["prompt"].tolist()
+    scorer = api.load()
+    one = scorer.score(paths, prompts, batch_size=1)
+    many = scorer.score(paths[::-1], prompts[::-1], batch_size=4)
+    for name, values in one.scores.items():
+        np.testing.assert_allclose(values, many.scores[name][::-1], rtol=1e-4, atol=1e-5)

@@ -257,13 +257,14 @@ class Scorer:
         return self._affine
 
 
-def load(name_or_path: str | None = None, device: str | torch.device = "cpu") -> Scorer:
+def load(name_or_path: str | None = None, device: str | torch.device = "cpu", max_pixels: int = MAX_PIXELS) -> Scorer:
     """Load a model as a ``Scorer``.
 
     Args:
         name_or_path: A registered model name (see ``agiqa models``), ``local-dir:/path`` or a folder written by
             ``agiqa train``; None for ``DEFAULT_MODEL``.
         device: ``cpu``, ``cuda``, ``cuda:1`` ...
+        max_pixels: Larger images are refused as possible decompression bombs (see ``agiqa.data.images``).
 
     Returns:
         The scorer, in eval mode on ``device``.
@@ -271,4 +272,4 @@ def load(name_or_path: str | None = None, device: str | torch.device = "cpu") ->
     from agiqa.models.registry import create_model
 
     name = DEFAULT_MODEL if name_or_path is None else name_or_path
-    return Scorer(create_model(name, device=device))
+    return Scorer(create_model(name, device=device), max_pixels=max_pixels)

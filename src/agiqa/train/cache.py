@@ -107,8 +107,9 @@ PROBE_PROMPT = "a red cube on a wooden table, studio light, oil painting by an o
 def _probe(model: QualityModel, kind: str) -> str:
     if hasattr(model, "feature_config"):
         return _digest({"feature_config": model.feature_config})
-    was = model.training
+    was, threads = model.training, torch.get_num_threads()
     model.eval()
+    torch.set_num_threads(1)  # summation order, hence the last digits, depends on the thread count
     try:
         if kind == "image":
             feats = model.image_features(model.preprocess(probe_image()).unsqueeze(0))
@@ -116,6 +117,7 @@ def _probe(model: QualityModel, kind: str) -> str:
             feats = model.text_features([PROBE_PROMPT])
     finally:
         model.train(was)
+        torch.set_num_threads(threads)
     return _tensor_digest(feats)
 
 
@@ -328,7 +330,7 @@ def cached_image_features(
             image = load_image(images[i])
             pixels.append(model.preprocess(transform(image, hashes[i]) if transform else image))
         with memo:  # type: ignore[union-attr]
-            feats = model.image_features(torch.stack(pixels))
+            feats = model.image_features(torch.stack(pixels).to(next(model.parameters()).device))
         new = {keys[i]: {n: t[j] for n, t in feats.items()} for j, i in enumerate(chunk)}
         store.put(new)
         found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})

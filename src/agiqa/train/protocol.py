@@ -119,8 +119,8 @@ def shuffled_prompt_check(bank: FeatureBank, rows: Sequence[int], seed: int = 0)
     right = bank.predict(rows)
     feats = bank.batch(rows_t)
     for k, v in bank.text.items():
-        feats[k] = v[bank.prompt_row[torch.as_tensor(donors)]]
-    wrong = {d: s.float().numpy() for d, s in model.forward_head(feats).items()}
+        feats[k] = v[bank.prompt_row[torch.as_tensor(donors, device=bank.prompt_row.device)]]
+    wrong = {d: s.float().cpu().numpy() for d, s in model.forward_head(feats).items()}
     out: dict[str, float] = {}
     for d in dims:
         out[f"{d}_mean_right_prompt"] = float(np.mean(right[d]))
@@ -212,11 +212,13 @@ def _view_predictions(bank: FeatureBank, rows: list[int], ratio: float) -> pd.Da
     if bank.cached:
         feats, _ = cached_image_features(bank.model, sub_images, bank.cache_dir, view=view,
                                          transform=hflip_center_crop(ratio))
-        prompt_rows = bank.prompt_row[torch.as_tensor(rows)]
+        device = bank.prompt_row.device
+        prompt_rows = bank.prompt_row[torch.as_tensor(rows, device=device)]
+        feats = {k: v.to(device) for k, v in feats.items()}
         bank.model.eval()
         with torch.no_grad():
             out = bank.model.forward_head({**feats, **{k: v[prompt_rows] for k, v in bank.text.items()}})
-        preds = {d: s.float().numpy() for d, s in out.items()}
+        preds = {d: s.float().cpu().numpy() for d, s in out.items()}
     else:
         bank.views.append((view, hflip_center_crop(ratio)))
         preds = bank.predict(rows, view=len(bank.views))

@@ -109,6 +109,9 @@ def apply_freeze(model: QualityModel, config: TrainConfig) -> bool:
         model.encoder.freeze(text, "text")
     frozen = image >= 1.0 and text >= 1.0 and fz.tower == "both"
     cached = mode == "on" or (mode == "auto" and frozen)
+    # saved with the heads even when caching fixes them (the lite projections), so a checkpoint never
+    # depends on how an encoder initialises its trainable parts
+    model.saved_encoder_keys = {f"encoder.{n}" for n, p in model.encoder.named_parameters() if p.requires_grad}
     if cached:
         model.encoder.requires_grad_(False)
         model.encoder.eval()
@@ -158,9 +161,17 @@ class FeatureBank:
             self.text, store = cached_text_features(model, self.prompts, cache_dir)
             self.misses += store.misses
 
+    def to(self, device: str | torch.device) -> FeatureBank:
+        """Move the cached features (e.g. to the GPU the head trains on)."""
+        self.image = [{k: v.to(device) for k, v in feats.items()} for feats in self.image]
+        self.text = {k: v.to(device) for k, v in self.text.items()}
+        self.prompt_row = self.prompt_row.to(device)
+        return self
+
     def batch(self, rows: torch.Tensor, view: int = 0) -> dict[str, torch.Tensor]:
         """Features of the given rows (view 0 = original, ``v`` = extra view ``v - 1``)."""
         if self.cached:
+            rows = rows.to(self.prompt_row.device)
             prompt_rows = self.prompt_row[rows]
             return {
                 **{k: v[rows] for k, v in self.image[view].items()},
@@ -168,13 +179,14 @@ class FeatureBank:
             }
         transform = self.views[view - 1][1] if view else None
         pixels = []
+        device = next(self.model.parameters()).device
         for r in rows.tolist():
             image = load_image(self.table.images[r])
             if transform is not None:
                 image = transform(image, content_hash(self.table.images[r]))
             pixels.append(self.model.preprocess(image))
         prompts = [self.table.prompts[r] for r in rows.tolist()]
-        return self.model.forward_features(torch.stack(pixels), prompts)
+        return self.model.forward_features(torch.stack(pixels).to(device), prompts)
 
     @torch.no_grad()
     def predict(self, rows: Sequence[int], batch_size: int = 256, view: int = 0) -> dict[str, np.ndarray]:
@@ -262,18 +274,14 @@ def trained_dimensions(config: TrainConfig, model: QualityModel, table: ImageTab
 
 
 def _trainable_state(model: QualityModel) -> dict[str, torch.Tensor]:
-    """Head state + the encoder modules that have trainable parameters (frozen encoder weights left out)."""
+    """Head state + encoder modules with trainable parameters (or listed in ``model.saved_encoder_keys``)."""
     state = model.state_dict()
-    keep_prefixes = [
-        f"encoder.{name}." if name else "encoder."
-        for name, module in model.encoder.named_modules()
-        if any(p.requires_grad for p in module.parameters(recurse=False))
-    ]
-    return {
-        k: v.detach().clone().contiguous()
-        for k, v in state.items()
-        if not k.startswith("encoder.") or any(k.startswith(p) and "." not in k[len(p):] for p in keep_prefixes)
-    }
+    keep = set(getattr(model, "saved_encoder_keys", set()))
+    for name, module in model.encoder.named_modules():
+        if any(p.requires_grad for p in module.parameters(recurse=False)):
+            prefix = f"encoder.{name}." if name else "encoder."
+            keep |= {k for k in state if k.startswith(prefix) and "." not in k[len(prefix):]}
+    return {k: v.detach().clone().contiguous() for k, v in state.items() if not k.startswith("encoder.") or k in keep}
 
 
 def save_model_folder(
@@ -465,6 +473,8 @@ def train(
         if dataset is None:
             raise ValueError("train(bank=...) needs the dataset too")
     model.to(t.device)
+    if cached:
+        bank.to(t.device)
     train_rows, val_rows = rows if rows is not None else split_rows(config, dataset, table)
     if not train_rows:
         raise ValueError(f"{config.source}: no training images left after the split; check data.splits / limit")
@@ -515,7 +525,7 @@ def train(
             else:
                 rows_b = torch.as_tensor([items[i] for i in idx.tolist()], dtype=torch.long)
                 out = model.forward_head(bank.batch(rows_b))
-                loss = L.regression_loss(out, targets[rows_b], dims, loss_name)
+                loss = L.regression_loss(out, targets[rows_b].to(t.device), dims, loss_name)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:
@@ -558,7 +568,7 @@ def _pair_step(model: QualityModel, bank: FeatureBank, pairs: Pairs, idx: torch.
                dim_index: dict[str, int], loss_name: str, t: Any, step: int) -> torch.Tensor:
     a = torch.as_tensor(pairs.a[idx.numpy()], dtype=torch.long)
     b = torch.as_tensor(pairs.b[idx.numpy()], dtype=torch.long)
-    label = torch.as_tensor(pairs.label[idx.numpy()], dtype=torch.float32)
+    label = torch.as_tensor(pairs.label[idx.numpy()], dtype=torch.float32, device=t.device)
     which = torch.as_tensor([dim_index[pairs.dim[i]] for i in idx.tolist()], dtype=torch.long)
 
     scale = model.logit_scale if isinstance(getattr(model, "logit_scale", None), int | float) else 1.0
@@ -566,7 +576,7 @@ def _pair_step(model: QualityModel, bank: FeatureBank, pairs: Pairs, idx: torch.
     def scores(view: int) -> tuple[torch.Tensor, torch.Tensor]:
         out = model.forward_head(bank.batch(torch.cat([a, b]), view))
         s = scale * torch.stack([out[d] for d in dims])  # (D, 2B)
-        picked = s.gather(0, torch.cat([which, which]).unsqueeze(0)).squeeze(0)
+        picked = s.gather(0, torch.cat([which, which]).to(s.device).unsqueeze(0)).squeeze(0)
         return picked[: len(a)], picked[len(a) :]
 
     s_a, s_b = scores(0)

@@ -1,0 +1,274 @@
+"""Every method with the offline lite encoder on AGIQA-3K, 10 grouped 4:1 splits; writes benchmarks/results/.
+
+    python benchmarks/run_protocol.py                       # every method + the ridge baseline
+    python benchmarks/run_protocol.py --methods tsp-mgs ridge --splits 3
+    python benchmarks/run_protocol.py --summary-only        # rebuild protocol_agiqa3k.md from the JSON files
+
+Per method: ``protocol_<config name>.{csv,json,md}`` (mean ± std table, per-split values, training time per
+split, robustness report on split 0's test images, shuffled-prompt check). ``protocol_agiqa3k.md`` /
+``protocol_agiqa3k.json`` gather the headline figures of every method; ``robustness_agiqa3k.md`` the
+robustness tables. The splits are ``benchmarks/splits/agiqa3k.json`` (made once, committed).
+
+Ridge baseline: closed-form ridge regression (numpy) over the frozen lite encoder's un-projected features:
+the mean EfficientNet-Lite0 feature map (1280-d) for quality, that plus the mean MiniLM token (384-d) for
+alignment; the penalty is picked per split on a grouped validation part of the training side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+SPLITS = REPO / "benchmarks" / "splits" / "agiqa3k.json"
+DEFAULT_ROOT = REPO.parent / "shared" / "data" / "agiqa3k"
+METHOD_CONFIGS = {
+    "tsp-mgs": "configs/lite/tsp-mgs.yaml",
+    "prefiqa": "configs/lite/prefiqa.yaml",
+    "prefiqa-sp": "configs/lite/prefiqa-sp.yaml",
+    "mint-iqa": "configs/lite/mint-iqa.yaml",
+    "ip-iqa": "configs/lite/ip-iqa.yaml",
+    "tsp-mgs-pairs": "configs/lite/tsp-mgs-pairs.yaml",
+    "tsp-mgs-sp": "configs/lite/tsp-mgs-sp.yaml",
+}
+HEADLINE = [("quality", "srcc"), ("quality", "plcc"), ("quality", "krcc"), ("alignment", "srcc"),
+            ("alignment", "plcc"), ("alignment", "krcc"), ("quality", "pairwise_acc"), ("alignment", "pairwise_acc")]
+
+
+def run_method(name: str, config_path: str, dataset, splits, ratios, train_overrides: dict) -> Path:
+    from agiqa.train import TrainConfig
+    from agiqa.train.protocol import run_protocol, write_protocol
+
+    cfg = TrainConfig.from_yaml(REPO / config_path).replace(
+        data={"root": str(dataset.root)}, train={"progress": False, **train_overrides}
+    )
+    result = run_protocol(cfg, dataset, splits, ratios)
+    extra = {"method": name, "config": config_path, "machine": machine(), "n_splits": len(splits)}
+    json_path, _ = write_protocol(result, RESULTS, f"protocol_{cfg.name}", extra)
+    return json_path
+
+
+def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed-form ridge on standardised features; returns (mean, scale, weights with bias last)."""
+    from scipy import linalg
+
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
+    reg = alpha * np.eye(z.shape[1])
+    reg[-1, -1] = 0.0
+    w = linalg.solve(z.T @ z + reg, z.T @ y, assume_a="pos")
+    return mu, sd, w
+
+
+def ridge_predict(model: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    mu, sd, w = model
+    return np.hstack([(x - mu) / sd, np.ones((len(x), 1))]) @ w
+
+
+def run_ridge(dataset, splits) -> Path:
+    """The ridge baseline over cached lite features (image tokens mean, text tokens masked mean)."""
+    from agiqa.eval import metrics as M
+    from agiqa.eval.protocol import evaluate_predictions, metric_table
+    from agiqa.eval.report import aggregate
+    from agiqa.models.base import QualityModel
+    from agiqa.train.protocol import ProtocolResult, write_protocol
+    from agiqa.train.trainer import FeatureBank, carve_validation
+    from agiqa.train.data import image_table
+    from agiqa.encoders import create_encoder
+
+    model = QualityModel(create_encoder("lite"), [])
+    table = image_table(dataset)
+    t0 = time.perf_counter()
+    bank = FeatureBank(model, table, cached=True)
+    img = bank.image[0]["image_tokens"].mean(1).numpy()
+    tok, mask = bank.text["text_tokens"], bank.text["text_mask"].unsqueeze(-1).float()
+    txt = ((tok * mask).sum(1) / mask.sum(1)).numpy()[bank.prompt_row.numpy()]
+    feats = {"quality": img, "alignment": np.hstack([img, txt])}
+    result = ProtocolResult("ridge-lite-agiqa3k", feature_seconds=time.perf_counter() - t0)
+    row = table.row
+    for i, split in enumerate(splits):
+        start = time.perf_counter()
+        rows = [row[x] for x in split.train]
+        fit, val = carve_validation(table, rows, 0.1, i)
+        preds = {}
+        for dim, x in feats.items():
+            y = table.labels[dim]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", M.MetricWarning)
+                best = max((float(M.srcc(ridge_predict(ridge_fit(x[fit], y[fit], a), x[val]), y[val])), a)
+                           for a in (1.0, 10.0, 100.0, 1000.0, 10000.0))
+            model_dim = ridge_fit(x[rows], y[rows], best[1])
+            test_rows = [row[t] for t in split.test]
+            preds[dim] = ridge_predict(model_dim, x[test_rows])
+        result.train_seconds.append(time.perf_counter() - start)
+        frame = pd.DataFrame({"image": list(split.test), **preds})
+        _, test = split.apply(dataset)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", M.MetricWarning)
+            result.per_split.append(metric_table(evaluate_predictions(frame, test)))
+        print(f"[ridge] split {i + 1}: quality SRCC {result.per_split[-1]['quality']['srcc']:.4f}", flush=True)
+    result.table = aggregate(result.per_split)
+    extra = {"method": "ridge", "config": "benchmarks/run_protocol.py (ridge over frozen lite features)",
+             "machine": machine(), "n_splits": len(splits)}
+    json_path, _ = write_protocol(result, RESULTS, "protocol_ridge-lite-agiqa3k", extra)
+    return json_path
+
+
+def machine() -> dict[str, object]:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(), "gpu": gpu,
+            "device": gpu or f"CPU, {torch.get_num_threads()} thread(s), shared"}
+
+
+def away_from_text_tower(namespaces: Path) -> None:
+    """Run where the MiniLM weights are absent: the text features must all come from the carried cache.
+
+    The lite text tower is replaced by a stand-in that refuses to run, and the cache namespaces (whose probe
+    would need the text tower) are read from ``namespaces`` (written by ``--write-namespaces`` beside the
+    real weights), so a text-cache miss is an error, never a silently wrong feature.
+    """
+    from torch import nn
+    from transformers import BertConfig
+
+    from agiqa.encoders import lite
+    from agiqa.train import cache
+
+    class Refuse(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = BertConfig(hidden_size=384)
+            self.encoder = nn.Module()
+            self.encoder.layer = nn.ModuleList([nn.Linear(1, 1)])
+            self.embeddings = nn.Linear(1, 1)
+
+        def forward(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("text tower called: a text feature is missing from the carried cache")
+
+    lite._load_minilm = lambda: (Refuse(), None)
+    table = json.loads(namespaces.read_text())
+    cache.image_namespace = lambda model: table[type(model).__name__]["image"]
+    cache.text_namespace = lambda model: table[type(model).__name__]["text"]
+
+
+def write_namespaces(path: Path, methods: list[str]) -> None:
+    """Namespaces of each method's features, and fill their text caches (beside the real weights)."""
+    from agiqa.data import load_dataset
+    from agiqa.train import TrainConfig
+    from agiqa.train.cache import cached_text_features, image_namespace, text_namespace
+    from agiqa.train.trainer import build_model
+
+    prompts = load_dataset("agiqa3k", DEFAULT_ROOT).prompts
+    table = {}
+    for name in methods:
+        model = build_model(TrainConfig.from_yaml(REPO / METHOD_CONFIGS[name]))
+        cached_text_features(model, prompts)
+        table[type(model).__name__] = {"image": image_namespace(model), "text": text_namespace(model)}
+    path.write_text(json.dumps(table, indent=1))
+    print(table)
+
+
+def _device(machine: dict) -> str:
+    return machine.get("device") or f"CPU, {machine.get('threads', '?')} thread(s), shared"
+
+
+def summary() -> None:
+    """``protocol_agiqa3k.{md,json}`` and ``robustness_agiqa3k.md`` from every ``protocol_*-agiqa3k.json``."""
+    from agiqa.train.protocol import robustness_markdown
+
+    rows, docs = [], {}
+    for path in sorted(RESULTS.glob("protocol_*-agiqa3k.json")):
+        doc = json.loads(path.read_text())
+        docs[doc["name"]] = doc
+        cells = {(r["dimension"], r["metric"]): (r["mean"], r["std"]) for r in doc["table"]}
+        secs = doc.get("train_seconds") or [math.nan]
+        row = {"model": doc["name"], "splits": doc.get("n_splits", len(secs)),
+               "trained on": _device(doc.get("machine") or {})}
+        for dim, metric in HEADLINE:
+            mean, std = cells.get((dim, metric), (None, None))
+            row[f"{dim} {metric}"] = "n/a" if mean is None else f"{mean:.4f} ± {std or 0:.4f}"
+        row["train s/split"] = f"{np.mean(secs):.1f} ± {np.std(secs, ddof=1) if len(secs) > 1 else 0:.1f}"
+        shuffled = doc.get("shuffled_prompts") or {}
+        row["alignment drop, shuffled prompt"] = (
+            f"{shuffled['alignment_drop']:.3f} ({100 * shuffled['alignment_share_lower']:.0f}% lower)"
+            if "alignment_drop" in shuffled else "n/a")
+        rows.append(row)
+    if not rows:
+        print("no protocol_*-agiqa3k.json results yet", file=sys.stderr)
+        return
+    frame = pd.DataFrame(rows)
+    lines = ["# AGIQA-3K, lite encoder, 10 grouped 4:1 splits (mean ± std)", "",
+             "Generated by `python benchmarks/run_protocol.py`; per-method details in `protocol_<model>.md`.",
+             "Test sides never share a prompt with the training side (splits: `benchmarks/splits/agiqa3k.json`).",
+             "`pairwise_acc`: same-prompt pairs ordered as the MOS order them. `train s/split`: training time",
+             "of one split (features cached, computed once per method) on the device named in `trained on`.", "",
+             "| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in frame.itertuples(index=False)]
+    (RESULTS / "protocol_agiqa3k.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "protocol_agiqa3k.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+    robust = ["# Robustness on AGIQA-3K (split 0's test images): horizontal flip + centre crop", "",
+              "Stable Preference, Table 1 protocol: metrics on the original test images (ORG) and on flipped +",
+              "centre-cropped copies at side ratios 0.97-0.90; change against ORG in brackets;",
+              "`mean_abs_change`: mean absolute change of the scores.", ""]
+    for name, doc in docs.items():
+        if doc.get("robustness"):
+            robust += [f"## {name}", "", robustness_markdown(pd.DataFrame(doc["robustness"])), ""]
+    (RESULTS / "robustness_agiqa3k.md").write_text("\n".join(robust))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--methods", nargs="*", default=[*METHOD_CONFIGS, "ridge"])
+    parser.add_argument("--config", action="append", default=[], help="extra NAME=CONFIG.yaml to run")
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--no-robustness", action="store_true")
+    parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--device", default="cpu", help="where heads train (cuda on a GPU machine)")
+    parser.add_argument("--cache-dir", type=Path, help="feature cache root")
+    parser.add_argument("--write-namespaces", type=Path, help="write the methods' cache namespaces, then exit")
+    parser.add_argument("--namespaces", type=Path, help="run without the text tower (see away_from_text_tower)")
+    args = parser.parse_args()
+    if args.summary_only:
+        summary()
+        return
+    if args.write_namespaces:
+        write_namespaces(args.write_namespaces, [m for m in args.methods if m in METHOD_CONFIGS])
+        return
+    if args.namespaces:
+        away_from_text_tower(args.namespaces)
+    overrides = {"device": args.device, **({"cache_dir": str(args.cache_dir)} if args.cache_dir else {})}
+    from agiqa.data import load_dataset
+    from agiqa.train.protocol import ROBUSTNESS_RATIOS, stored_splits
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = load_dataset("agiqa3k", args.root)
+    splits = stored_splits(dataset, SPLITS, 10)[: args.splits]
+    configs = {**METHOD_CONFIGS, **dict(c.split("=", 1) for c in args.config)}
+    for name in [*args.methods, *(c.split("=", 1)[0] for c in args.config)]:
+        start = time.perf_counter()
+        if name == "ridge":
+            path = run_ridge(dataset, splits)
+        else:
+            path = run_method(name, configs[name], dataset, splits, () if args.no_robustness else ROBUSTNESS_RATIOS,
+                              overrides)
+        print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
+    summary()
+
+
+if __name__ == "__main__":
+    main()

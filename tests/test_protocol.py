@@ -1,0 +1,70 @@
+"""Train/test protocol on a tiny synthetic dataset: tables, robustness report, shuffled-prompt check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import _train_tiny as tiny
+from agiqa.data.splits import make_splits
+from agiqa.train import TrainConfig
+from agiqa.train.data import hflip_center_crop, mos_pairs, image_table
+from agiqa.train.protocol import run_protocol, stored_splits, write_protocol
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory):
+    tiny.register()
+    return tiny.make_dataset(tmp_path_factory.mktemp("tiny") / "images", n_prompts=6, per_prompt=4)
+
+
+def test_protocol_writes_mean_std_table(tmp_path: Path, data) -> None:
+    cfg = TrainConfig.from_dict({
+        "name": "tiny-protocol", "model": tiny.tiny_model_section(),
+        "data": {"root": str(tmp_path), "val_fraction": 0.25},
+        "train": {"epochs": 5, "batch_size": 8, "lr": 0.02, "cache_dir": str(tmp_path / "cache"), "progress": False},
+    })
+    splits = make_splits(data, n=2, test_ratio=0.34, seed=0)
+    result = run_protocol(cfg, data, splits, robustness_ratios=(0.9,), progress=False)
+    assert len(result.per_split) == 2 and len(result.train_seconds) == 2
+    table = result.table.set_index(["dimension", "metric"])
+    for dim in ("quality", "alignment"):
+        for metric in ("srcc", "plcc", "krcc", "pairwise_acc"):
+            assert table.loc[(dim, metric), "n"] + table.loc[(dim, metric), "n_failed"] == 2
+    assert set(result.robustness["perturbation"]) == {"ORG", "HF&CC(0.90)"}
+    assert {"alignment_drop", "alignment_share_lower"} <= set(result.shuffled)
+    assert "quality_drop" not in result.shuffled  # quality does not need the prompt
+    json_path, md_path = write_protocol(result, tmp_path / "out", "protocol_tiny")
+    text = md_path.read_text()
+    assert "| quality |" in text and "±" in text and "Robustness" in text and "Shuffled prompts" in text
+    assert json_path.is_file()
+
+
+def test_stored_splits_are_made_once_and_reused(tmp_path: Path, data) -> None:
+    path = tmp_path / "splits.json"
+    first = stored_splits(data, path, n=2)
+    stamp = path.stat().st_mtime_ns
+    again = stored_splits(data, path, n=2)
+    assert path.stat().st_mtime_ns == stamp and [s.test for s in first] == [s.test for s in again]
+    assert not set(first[0].train) & set(first[0].test)
+
+
+def test_flip_and_centre_crop_view() -> None:
+    pixels = np.zeros((100, 200, 3), dtype=np.uint8)
+    pixels[:, :30] = 255  # white stripe on the left edge, 10 px of it outside a 0.9 centre crop
+    view = hflip_center_crop(0.9)(Image.fromarray(pixels))
+    assert view.size == (180, 90)
+    out = np.asarray(view)
+    assert out[:, -20:].min() == 255 and out[:, :-20].max() == 0  # flipped to the right, 20 px left
+
+
+def test_mos_pairs_are_same_prompt_and_balanced(data) -> None:
+    table = image_table(data)
+    pairs = mos_pairs(table, range(len(table)), ["quality"], tie_margin=0.0, seed=0)
+    assert all(table.groups[a] == table.groups[b] for a, b in zip(pairs.a, pairs.b))
+    mos = table.labels["quality"]
+    assert all((mos[a] > mos[b]) == (lab == 1.0) for a, b, lab in zip(pairs.a, pairs.b, pairs.label))
+    assert 0.2 < pairs.label.mean() < 0.8
