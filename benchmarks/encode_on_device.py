@@ -31,8 +31,9 @@ def image_only_lite(**kwargs: object) -> nn.Module:
     from agiqa.encoders import lite
 
     def stub_minilm() -> tuple[nn.Module, None]:
-        config = BertConfig(hidden_size=384, num_hidden_layers=1, num_attention_heads=12, intermediate_size=32,
-                            vocab_size=8)
+        config = BertConfig(
+            hidden_size=384, num_hidden_layers=1, num_attention_heads=12, intermediate_size=32, vocab_size=8
+        )
         return BertModel(config, add_pooling_layer=False), None
 
     real, lite._load_minilm = lite._load_minilm, stub_minilm
@@ -70,7 +71,12 @@ def main() -> None:
     robust = set(args.robust_list.read_text().split()) if args.robust_list else set()
     jobs = [(p, "orig", None) for p in files]
     jobs += [(p, f"weak{i}-s0-a0.85-1.0", weak_view(i, (0.85, 1.0), 0)) for p in files for i in range(args.weak_views)]
-    jobs += [(p, f"hflip+cc{r:.2f}", hflip_center_crop(r)) for p in files if p.name in robust for r in (0.97, 0.95, 0.93, 0.9)]
+    jobs += [
+        (p, f"hflip+cc{r:.2f}", hflip_center_crop(r))
+        for p in files
+        if p.name in robust
+        for r in (0.97, 0.95, 0.93, 0.9)
+    ]
 
     class Views(torch.utils.data.Dataset):
         def __len__(self) -> int:

@@ -42,8 +42,16 @@ METHOD_CONFIGS = {
     "tsp-mgs-pairs": "configs/lite/tsp-mgs-pairs.yaml",
     "tsp-mgs-sp": "configs/lite/tsp-mgs-sp.yaml",
 }
-HEADLINE = [("quality", "srcc"), ("quality", "plcc"), ("quality", "krcc"), ("alignment", "srcc"),
-            ("alignment", "plcc"), ("alignment", "krcc"), ("quality", "pairwise_acc"), ("alignment", "pairwise_acc")]
+HEADLINE = [
+    ("quality", "srcc"),
+    ("quality", "plcc"),
+    ("quality", "krcc"),
+    ("alignment", "srcc"),
+    ("alignment", "plcc"),
+    ("alignment", "krcc"),
+    ("quality", "pairwise_acc"),
+    ("alignment", "pairwise_acc"),
+]
 
 
 def run_method(name: str, config_path: str, dataset, splits, ratios, train_overrides: dict) -> Path:
@@ -78,14 +86,14 @@ def ridge_predict(model: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarra
 
 def run_ridge(dataset, splits) -> Path:
     """The ridge baseline over cached lite features (image tokens mean, text tokens masked mean)."""
+    from agiqa.encoders import create_encoder
     from agiqa.eval import metrics as M
     from agiqa.eval.protocol import evaluate_predictions, metric_table
     from agiqa.eval.report import aggregate
     from agiqa.models.base import QualityModel
+    from agiqa.train.data import image_table
     from agiqa.train.protocol import ProtocolResult, write_protocol
     from agiqa.train.trainer import FeatureBank, carve_validation
-    from agiqa.train.data import image_table
-    from agiqa.encoders import create_encoder
 
     model = QualityModel(create_encoder("lite"), [])
     table = image_table(dataset)
@@ -106,8 +114,10 @@ def run_ridge(dataset, splits) -> Path:
             y = table.labels[dim]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", M.MetricWarning)
-                best = max((float(M.srcc(ridge_predict(ridge_fit(x[fit], y[fit], a), x[val]), y[val])), a)
-                           for a in (1.0, 10.0, 100.0, 1000.0, 10000.0))
+                best = max(
+                    (float(M.srcc(ridge_predict(ridge_fit(x[fit], y[fit], a), x[val]), y[val])), a)
+                    for a in (1.0, 10.0, 100.0, 1000.0, 10000.0)
+                )
             model_dim = ridge_fit(x[rows], y[rows], best[1])
             test_rows = [row[t] for t in split.test]
             preds[dim] = ridge_predict(model_dim, x[test_rows])
@@ -119,17 +129,26 @@ def run_ridge(dataset, splits) -> Path:
             result.per_split.append(metric_table(evaluate_predictions(frame, test)))
         print(f"[ridge] split {i + 1}: quality SRCC {result.per_split[-1]['quality']['srcc']:.4f}", flush=True)
     result.table = aggregate(result.per_split)
-    extra = {"method": "ridge", "config": "benchmarks/run_protocol.py (ridge over frozen lite features)",
-             "machine": machine(), "n_splits": len(splits)}
+    extra = {
+        "method": "ridge",
+        "config": "benchmarks/run_protocol.py (ridge over frozen lite features)",
+        "machine": machine(),
+        "n_splits": len(splits),
+    }
     json_path, _ = write_protocol(result, RESULTS, "protocol_ridge-lite-agiqa3k", extra)
     return json_path
 
 
 def machine() -> dict[str, object]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "gpu": gpu,
-            "device": gpu or f"CPU, {torch.get_num_threads()} thread(s), shared"}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "device": gpu or f"CPU, {torch.get_num_threads()} thread(s), shared",
+    }
 
 
 def away_from_text_tower(namespaces: Path) -> None:
@@ -193,8 +212,11 @@ def summary() -> None:
         docs[doc["name"]] = doc
         cells = {(r["dimension"], r["metric"]): (r["mean"], r["std"]) for r in doc["table"]}
         secs = doc.get("train_seconds") or [math.nan]
-        row = {"model": doc["name"], "splits": doc.get("n_splits", len(secs)),
-               "trained on": _device(doc.get("machine") or {})}
+        row = {
+            "model": doc["name"],
+            "splits": doc.get("n_splits", len(secs)),
+            "trained on": _device(doc.get("machine") or {}),
+        }
         for dim, metric in HEADLINE:
             mean, std = cells.get((dim, metric), (None, None))
             row[f"{dim} {metric}"] = "n/a" if mean is None else f"{mean:.4f} ± {std or 0:.4f}"
@@ -202,25 +224,36 @@ def summary() -> None:
         shuffled = doc.get("shuffled_prompts") or {}
         row["alignment drop, shuffled prompt"] = (
             f"{shuffled['alignment_drop']:.3f} ({100 * shuffled['alignment_share_lower']:.0f}% lower)"
-            if "alignment_drop" in shuffled else "n/a")
+            if "alignment_drop" in shuffled
+            else "n/a"
+        )
         rows.append(row)
     if not rows:
         print("no protocol_*-agiqa3k.json results yet", file=sys.stderr)
         return
     frame = pd.DataFrame(rows)
-    lines = ["# AGIQA-3K, lite encoder, 10 grouped 4:1 splits (mean ± std)", "",
-             "Generated by `python benchmarks/run_protocol.py`; per-method details in `protocol_<model>.md`.",
-             "Test sides never share a prompt with the training side (splits: `benchmarks/splits/agiqa3k.json`).",
-             "`pairwise_acc`: same-prompt pairs ordered as the MOS order them. `train s/split`: training time",
-             "of one split (features cached, computed once per method) on the device named in `trained on`.", "",
-             "| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines = [
+        "# AGIQA-3K, lite encoder, 10 grouped 4:1 splits (mean ± std)",
+        "",
+        "Generated by `python benchmarks/run_protocol.py`; per-method details in `protocol_<model>.md`.",
+        "Test sides never share a prompt with the training side (splits: `benchmarks/splits/agiqa3k.json`).",
+        "`pairwise_acc`: same-prompt pairs ordered as the MOS order them. `train s/split`: training time",
+        "of one split (features cached, computed once per method) on the device named in `trained on`.",
+        "",
+        "| " + " | ".join(frame.columns) + " |",
+        "|" + "---|" * len(frame.columns),
+    ]
     lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in frame.itertuples(index=False)]
     (RESULTS / "protocol_agiqa3k.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "protocol_agiqa3k.json").write_text(json.dumps({"rows": rows}, indent=1) + "\n")
-    robust = ["# Robustness on AGIQA-3K (split 0's test images): horizontal flip + centre crop", "",
-              "Stable Preference, Table 1 protocol: metrics on the original test images (ORG) and on flipped +",
-              "centre-cropped copies at side ratios 0.97-0.90; change against ORG in brackets;",
-              "`mean_abs_change`: mean absolute change of the scores.", ""]
+    robust = [
+        "# Robustness on AGIQA-3K (split 0's test images): horizontal flip + centre crop",
+        "",
+        "Stable Preference, Table 1 protocol: metrics on the original test images (ORG) and on flipped +",
+        "centre-cropped copies at side ratios 0.97-0.90; change against ORG in brackets;",
+        "`mean_abs_change`: mean absolute change of the scores.",
+        "",
+    ]
     for name, doc in docs.items():
         if doc.get("robustness"):
             robust += [f"## {name}", "", robustness_markdown(pd.DataFrame(doc["robustness"])), ""]
@@ -264,8 +297,9 @@ def main() -> None:
         if name == "ridge":
             path = run_ridge(dataset, splits)
         else:
-            path = run_method(name, configs[name], dataset, splits, () if args.no_robustness else ROBUSTNESS_RATIOS,
-                              overrides)
+            path = run_method(
+                name, configs[name], dataset, splits, () if args.no_robustness else ROBUSTNESS_RATIOS, overrides
+            )
         print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
     summary()
 

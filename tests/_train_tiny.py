@@ -15,7 +15,7 @@ from agiqa.data.sample import Dataset, Sample
 from agiqa.encoders.base import DualEncoder, EncoderOutput
 from agiqa.encoders.factory import ENCODERS
 from agiqa.models.base import QualityModel
-from agiqa.models.card import ModelCard, ScoreSpec
+from agiqa.models.card import ModelCard
 from agiqa.models.registry import METHODS
 
 SIZE = 16
@@ -78,8 +78,9 @@ class TinyModel(QualityModel):
     def __init__(self, encoder: DualEncoder, card: ModelCard) -> None:
         super().__init__(encoder, card.dimensions)
         d = encoder.embed_dim
-        self.heads = nn.ModuleDict({s.name: nn.Sequential(nn.Linear(3 * d, 16), nn.GELU(), nn.Linear(16, 1))
-                                    for s in card.dimensions})
+        self.heads = nn.ModuleDict(
+            {s.name: nn.Sequential(nn.Linear(3 * d, 16), nn.GELU(), nn.Linear(16, 1)) for s in card.dimensions}
+        )
 
     def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         img, txt = features["image_pooled"], features["text_pooled"]
@@ -99,8 +100,10 @@ def tiny_model_section() -> dict:
     return {
         "method": "tiny-linear",
         "encoder": "tiny",
-        "dimensions": [{"name": "quality", "low": 0, "high": 5},
-                       {"name": "alignment", "low": 0, "high": 5, "needs_prompt": True}],
+        "dimensions": [
+            {"name": "quality", "low": 0, "high": 5},
+            {"name": "alignment", "low": 0, "high": 5, "needs_prompt": True},
+        ],
     }
 
 

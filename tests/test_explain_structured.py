@@ -139,9 +139,9 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 
 def test_cli_writes_json_text_and_heatmap(tmp_path, monkeypatch):
-    import agiqa.api
     from typer.testing import CliRunner
 
+    import agiqa.api
     from agiqa.cli import app
 
     monkeypatch.setattr(agiqa.api, "load", lambda name, device="cpu": agiqa.api.Scorer(ToyModel(ToyEncoder(), DIMS)))

@@ -134,9 +134,13 @@ def test_package_cards_build(card: ModelCard, encoders: dict[str, DualEncoder]) 
     small = ModelCard(name=card.name, method=card.method, encoder="tiny", dimensions=card.dimensions, method_args=args)
     model = METHODS.get(card.method)(TinyDualEncoder(), small).eval()
     with torch.no_grad():
-        out = model(_batch(model, 2), PROMPTS[:2])
+        batch = _batch(model, 2)
+        out = model(batch, PROMPTS[:2])
+        swapped = model(batch, PROMPTS[2:4])
     assert set(out) == set(card.dimension_names)
-    assert card.weights is None  # untrained cards until `agiqa train` writes weights
+    for spec in card.dimensions:  # a card may only claim a prompt-free score if the prompt truly does not matter
+        if not spec.needs_prompt:
+            torch.testing.assert_close(out[spec.name], swapped[spec.name], msg=f"{card.name}: {spec.name}")
 
 
 def test_unknown_method_args_name_the_card() -> None:

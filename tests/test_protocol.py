@@ -11,7 +11,7 @@ from PIL import Image
 import _train_tiny as tiny
 from agiqa.data.splits import make_splits
 from agiqa.train import TrainConfig
-from agiqa.train.data import hflip_center_crop, mos_pairs, image_table
+from agiqa.train.data import hflip_center_crop, image_table, mos_pairs
 from agiqa.train.protocol import run_protocol, stored_splits, write_protocol
 
 
@@ -22,11 +22,20 @@ def data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_protocol_writes_mean_std_table(tmp_path: Path, data) -> None:
-    cfg = TrainConfig.from_dict({
-        "name": "tiny-protocol", "model": tiny.tiny_model_section(),
-        "data": {"root": str(tmp_path), "val_fraction": 0.25},
-        "train": {"epochs": 5, "batch_size": 8, "lr": 0.02, "cache_dir": str(tmp_path / "cache"), "progress": False},
-    })
+    cfg = TrainConfig.from_dict(
+        {
+            "name": "tiny-protocol",
+            "model": tiny.tiny_model_section(),
+            "data": {"root": str(tmp_path), "val_fraction": 0.25},
+            "train": {
+                "epochs": 5,
+                "batch_size": 8,
+                "lr": 0.02,
+                "cache_dir": str(tmp_path / "cache"),
+                "progress": False,
+            },
+        }
+    )
     splits = make_splits(data, n=2, test_ratio=0.34, seed=0)
     result = run_protocol(cfg, data, splits, robustness_ratios=(0.9,), progress=False)
     assert len(result.per_split) == 2 and len(result.train_seconds) == 2
@@ -64,7 +73,7 @@ def test_flip_and_centre_crop_view() -> None:
 def test_mos_pairs_are_same_prompt_and_balanced(data) -> None:
     table = image_table(data)
     pairs = mos_pairs(table, range(len(table)), ["quality"], tie_margin=0.0, seed=0)
-    assert all(table.groups[a] == table.groups[b] for a, b in zip(pairs.a, pairs.b))
+    assert all(table.groups[a] == table.groups[b] for a, b in zip(pairs.a, pairs.b, strict=False))
     mos = table.labels["quality"]
-    assert all((mos[a] > mos[b]) == (lab == 1.0) for a, b, lab in zip(pairs.a, pairs.b, pairs.label))
+    assert all((mos[a] > mos[b]) == (lab == 1.0) for a, b, lab in zip(pairs.a, pairs.b, pairs.label, strict=False))
     assert 0.2 < pairs.label.mean() < 0.8

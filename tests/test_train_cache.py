@@ -21,12 +21,20 @@ def data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def run(tmp_path: Path, data, cache: str = "auto"):
-    cfg = TrainConfig.from_dict({
-        "name": "t", "model": tiny.tiny_model_section(),
-        "data": {"root": str(tmp_path), "val_fraction": 0.0},
-        "train": {"epochs": 2, "batch_size": 4, "cache_dir": str(tmp_path / "cache"), "progress": False,
-                  "cache": cache},
-    })
+    cfg = TrainConfig.from_dict(
+        {
+            "name": "t",
+            "model": tiny.tiny_model_section(),
+            "data": {"root": str(tmp_path), "val_fraction": 0.0},
+            "train": {
+                "epochs": 2,
+                "batch_size": 4,
+                "cache_dir": str(tmp_path / "cache"),
+                "progress": False,
+                "cache": cache,
+            },
+        }
+    )
     return train(cfg, dataset=data)
 
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 import _train_tiny as tiny
 from agiqa.models.registry import create_model
 from agiqa.train import TrainConfig, train
-from agiqa.train import trainer as trainer_module
+from agiqa.train import checkpoint as checkpoint_module
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +21,21 @@ def data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def config(tmp_path: Path, **train: object) -> TrainConfig:
-    return TrainConfig.from_dict({
-        "name": "tiny-run",
-        "model": tiny.tiny_model_section(),
-        "data": {"dataset": "tiny", "root": str(tmp_path), "val_fraction": 0.34},
-        "train": {"epochs": 25, "batch_size": 8, "lr": 0.02, "cache_dir": str(tmp_path / "cache"),
-                  "progress": False, **train},
-    })
+    return TrainConfig.from_dict(
+        {
+            "name": "tiny-run",
+            "model": tiny.tiny_model_section(),
+            "data": {"dataset": "tiny", "root": str(tmp_path), "val_fraction": 0.34},
+            "train": {
+                "epochs": 25,
+                "batch_size": 8,
+                "lr": 0.02,
+                "cache_dir": str(tmp_path / "cache"),
+                "progress": False,
+                **train,
+            },
+        }
+    )
 
 
 def test_loss_goes_down(tmp_path: Path, data) -> None:
@@ -52,7 +60,9 @@ def test_checkpoint_loads_through_create_model(tmp_path: Path, data) -> None:
     result = train(config(tmp_path, epochs=3), out_dir=tmp_path / "model", dataset=data)
     saved = load_file(str(tmp_path / "model" / "model.safetensors"))
     assert saved and {k for k in saved if k.startswith("encoder.")} == {
-        "encoder.image_projection.weight", "encoder.text_projection.weight"}  # frozen towers not saved
+        "encoder.image_projection.weight",
+        "encoder.text_projection.weight",
+    }  # frozen towers not saved
     loaded = create_model(str(tmp_path / "model"))
     assert loaded.card.name == "tiny-run"
     feats = result.model.forward_features(torch.rand(3, 3, 16, 16), ["a red square"] * 3)
@@ -66,16 +76,16 @@ def test_resume_matches_uninterrupted_run(tmp_path: Path, data, monkeypatch: pyt
     cfg = config(tmp_path, epochs=4, checkpoint_every=3, keep_best=False)
     whole = train(cfg, out_dir=tmp_path / "whole", dataset=data)
 
-    real_save = trainer_module._Checkpoint.save
+    real_save = checkpoint_module.Checkpoint.save
 
     def crash_after_first_save(self, *args, **kwargs):
         real_save(self, *args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer_module._Checkpoint, "save", crash_after_first_save)
+    monkeypatch.setattr(checkpoint_module.Checkpoint, "save", crash_after_first_save)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, out_dir=tmp_path / "broken", dataset=data)
-    monkeypatch.setattr(trainer_module._Checkpoint, "save", real_save)
+    monkeypatch.setattr(checkpoint_module.Checkpoint, "save", real_save)
     resumed = train(cfg, out_dir=tmp_path / "broken", resume=True, dataset=data)
     assert resumed.steps == whole.steps
     a, b = whole.model.state_dict(), resumed.model.state_dict()

@@ -339,6 +339,7 @@ def serve(
 ) -> None:
     """HTTP scoring service: POST /score, GET /models, GET /health (needs `pip install agiqa[serve]`)."""
     try:
+        import python_multipart  # noqa: F401  (FastAPI needs it for uploads; fails late without it)
         import uvicorn
 
         from agiqa.serve import create_app

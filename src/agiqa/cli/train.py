@@ -24,8 +24,10 @@ def train_command(
 
     try:
         cfg = TrainConfig.from_yaml(config)
-        overrides = {"data": {"root": str(root)} if root else {},
-                     "train": {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}}
+        overrides = {
+            "data": {"root": str(root)} if root else {},
+            "train": {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None},
+        }
         cfg = cfg.replace(**{k: v for k, v in overrides.items() if v})
     except ConfigError as err:
         typer.secho(f"error: {err}", fg="red", err=True)
@@ -38,12 +40,16 @@ def train_command(
 
 @app.command("protocol")
 def protocol_command(
-    method: str = typer.Option(..., "--method", help="Method (tsp-mgs, prefiqa, mint-iqa, ip-iqa ...) or a config name."),
+    method: str = typer.Option(
+        ..., "--method", help="Method (tsp-mgs, prefiqa, mint-iqa, ip-iqa ...) or a config name."
+    ),
     dataset: str = typer.Option(..., "--dataset", help="Dataset registry name, e.g. agiqa3k."),
     root: Path = typer.Option(..., "--root", help="Folder the dataset was unpacked to."),
     splits: int = typer.Option(10, "--splits", help="Number of grouped 4:1 splits."),
     config: Path = typer.Option(None, "--config", help="Training config (default: configs/lite/<method>.yaml)."),
-    splits_file: Path = typer.Option(None, "--splits-file", help="Stored splits (default: benchmarks/splits/<dataset>.json, made once)."),
+    splits_file: Path = typer.Option(
+        None, "--splits-file", help="Stored splits (default: benchmarks/splits/<dataset>.json, made once)."
+    ),
     out: Path = typer.Option(Path("benchmarks/results"), "--out", help="Folder of the result files."),
     robustness: bool = typer.Option(True, "--robustness/--no-robustness", help="Flip + centre-crop report."),
 ) -> None:

@@ -134,8 +134,11 @@ def image_namespace(model: QualityModel) -> str:
 
 def text_namespace(model: QualityModel) -> str:
     """Cache namespace of ``model.text_features`` (see module docstring)."""
-    parts = {"encoder": model.encoder.fingerprint, "text_features": _impl(model, "text_features"),
-             "probe": _probe(model, "text")}
+    parts = {
+        "encoder": model.encoder.fingerprint,
+        "text_features": _impl(model, "text_features"),
+        "probe": _probe(model, "text"),
+    }
     return "txt-" + _digest(parts)
 
 

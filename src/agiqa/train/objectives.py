@@ -12,7 +12,9 @@ from typing import Any
 import torch
 
 
-def regression_loss(out: dict[str, torch.Tensor], targets: torch.Tensor, dims: Sequence[str], name: str) -> torch.Tensor:
+def regression_loss(
+    out: dict[str, torch.Tensor], targets: torch.Tensor, dims: Sequence[str], name: str
+) -> torch.Tensor:
     """Mean L1 (``l1``/``mae``) or squared error (``mse``) over the labelled (finite) entries of every dimension.
 
     Args:

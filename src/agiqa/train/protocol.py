@@ -162,8 +162,10 @@ def run_protocol(
     sp = config.train.stable_preference
     views: list[tuple[str, Any]] = []
     if sp.enabled:
-        views += [(f"weak{i}-s{sp.view_seed}-a{sp.crop_area[0]}-{sp.crop_area[1]}", weak_view(i, sp.crop_area, sp.view_seed))
-                  for i in range(sp.views)]
+        views += [
+            (f"weak{i}-s{sp.view_seed}-a{sp.crop_area[0]}-{sp.crop_area[1]}", weak_view(i, sp.crop_area, sp.view_seed))
+            for i in range(sp.views)
+        ]
     bank = FeatureBank(model, table, cached, config.train.cache_dir, views, progress=config.train.progress)
     result.feature_seconds = time.perf_counter() - t0
     robust_rows: dict[int, list[int]] = {}
@@ -210,8 +212,9 @@ def _view_predictions(bank: FeatureBank, rows: list[int], ratio: float) -> pd.Da
     view = f"hflip+cc{ratio:.2f}"
     sub_images = [bank.table.images[r] for r in rows]
     if bank.cached:
-        feats, _ = cached_image_features(bank.model, sub_images, bank.cache_dir, view=view,
-                                         transform=hflip_center_crop(ratio))
+        feats, _ = cached_image_features(
+            bank.model, sub_images, bank.cache_dir, view=view, transform=hflip_center_crop(ratio)
+        )
         device = bank.prompt_row.device
         prompt_rows = bank.prompt_row[torch.as_tensor(rows, device=device)]
         feats = {k: v.to(device) for k, v in feats.items()}
@@ -226,7 +229,9 @@ def _view_predictions(bank: FeatureBank, rows: list[int], ratio: float) -> pd.Da
     return pd.DataFrame({"image": [bank.table.ids[r] for r in rows], **preds})
 
 
-def robustness_markdown(frame: pd.DataFrame, metrics: Sequence[str] = ("srcc", "pairwise_acc", "mean_abs_change")) -> str:
+def robustness_markdown(
+    frame: pd.DataFrame, metrics: Sequence[str] = ("srcc", "pairwise_acc", "mean_abs_change")
+) -> str:
     """Perturbations as columns, (dimension, metric) as rows; changes against ORG in brackets."""
     if frame.empty:
         return "(no robustness report)"
@@ -238,13 +243,17 @@ def robustness_markdown(frame: pd.DataFrame, metrics: Sequence[str] = ("srcc", "
         if metric not in metrics:
             continue
         org = values["ORG"]
-        cells = [f"{values[c]:.4f}" + ("" if c == "ORG" or metric == "mean_abs_change" else f" ({values[c] - org:+.4f})")
-                 for c in order]
+        cells = [
+            f"{values[c]:.4f}" + ("" if c == "ORG" or metric == "mean_abs_change" else f" ({values[c] - org:+.4f})")
+            for c in order
+        ]
         lines.append(f"| {dim} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def write_protocol(result: ProtocolResult, out_dir: str | Path, stem: str, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+def write_protocol(
+    result: ProtocolResult, out_dir: str | Path, stem: str, extra: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
     """Write ``STEM.csv``/``STEM.json`` (table, per split, times, robustness, shuffled prompts) and ``STEM.md``."""
     doc = {
         "name": result.name,
@@ -257,9 +266,16 @@ def write_protocol(result: ProtocolResult, out_dir: str | Path, stem: str, extra
     }
     csv_path, json_path = write_table(result.table, out_dir, stem, doc)
     secs = result.train_seconds
-    md = [f"# {result.name}", "", result.markdown(), "",
-          f"Training time per split: {format_cell(float(np.mean(secs)), float(np.std(secs, ddof=1)) if len(secs) > 1 else math.nan, 1)} s "
-          f"over {len(secs)} splits (features: {result.feature_seconds:.1f} s once).", ""]
+    spread = float(np.std(secs, ddof=1)) if len(secs) > 1 else math.nan
+    md = [
+        f"# {result.name}",
+        "",
+        result.markdown(),
+        "",
+        f"Training time per split: {format_cell(float(np.mean(secs)), spread, 1)} s "
+        f"over {len(secs)} splits (features: {result.feature_seconds:.1f} s once).",
+        "",
+    ]
     if not result.robustness.empty:
         md += ["## Robustness (horizontal flip + centre crop)", "", robustness_markdown(result.robustness), ""]
     if result.shuffled:

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import get_scheduler
 
@@ -40,6 +39,7 @@ from agiqa.models.card import ModelCard
 from agiqa.models.registry import METHODS, resolve_card
 from agiqa.train import objectives as L
 from agiqa.train.cache import cached_image_features, cached_text_features, content_hash
+from agiqa.train.checkpoint import Checkpoint, save_model_folder, trainable_state
 from agiqa.train.config import TrainConfig
 from agiqa.train.data import ImageTable, Pairs, dataset_pairs, image_table, mos_pairs, weak_view
 
@@ -154,7 +154,9 @@ class FeatureBank:
                     lambda tick, n=name, t=transform: cached_image_features(
                         model, table.images, cache_dir, view=n, transform=t, hashes=hashes, progress=tick
                     ),
-                    len(table), f"encoding images ({name})", progress,
+                    len(table),
+                    f"encoding images ({name})",
+                    progress,
                 )
                 self.image.append(feats)
                 self.misses += store.misses
@@ -224,7 +226,9 @@ def load_training_data(config: TrainConfig) -> Dataset:
     if d.limit is not None:
         dataset.samples = dataset.samples[: d.limit]
         keep = {s.image_id for s in dataset.samples}
-        dataset.pairs = [p for p in dataset.pairs if p.id_a in keep and p.id_b in keep] if keep else dataset.pairs[: d.limit]
+        dataset.pairs = (
+            [p for p in dataset.pairs if p.id_a in keep and p.id_b in keep] if keep else dataset.pairs[: d.limit]
+        )
     return dataset
 
 
@@ -235,7 +239,9 @@ def split_rows(config: TrainConfig, dataset: Dataset, table: ImageTable) -> tupl
     if d.splits:
         splits = load_splits(d.splits, dataset)
         if not 0 <= d.split_index < len(splits):
-            raise ValueError(f"{config.source}: data.split_index={d.split_index} but {d.splits} has {len(splits)} splits")
+            raise ValueError(
+                f"{config.source}: data.split_index={d.split_index} but {d.splits} has {len(splits)} splits"
+            )
         train_ids = set(splits[d.split_index].train)
         rows = [row[i] for i in table.ids if i in train_ids]
     else:
@@ -273,89 +279,6 @@ def trained_dimensions(config: TrainConfig, model: QualityModel, table: ImageTab
     return dims
 
 
-def _trainable_state(model: QualityModel) -> dict[str, torch.Tensor]:
-    """Head state + encoder modules with trainable parameters (or listed in ``model.saved_encoder_keys``)."""
-    state = model.state_dict()
-    keep = set(getattr(model, "saved_encoder_keys", set()))
-    for name, module in model.encoder.named_modules():
-        if any(p.requires_grad for p in module.parameters(recurse=False)):
-            prefix = f"encoder.{name}." if name else "encoder."
-            keep |= {k for k in state if k.startswith(prefix) and "." not in k[len(prefix):]}
-    return {k: v.detach().clone().contiguous() for k, v in state.items() if not k.startswith("encoder.") or k in keep}
-
-
-def save_model_folder(
-    model: QualityModel, out_dir: str | Path, card: ModelCard, extra: dict[str, Any] | None = None
-) -> Path:
-    """Write ``config.yaml`` (the card, ``weights: model.safetensors``) and ``model.safetensors`` into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(_trainable_state(model), str(out / "model.safetensors"))
-    data = {**card.to_dict(), **(extra or {}), "weights": "model.safetensors"}
-    (out / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return out
-
-
-class _Checkpoint:
-    """Resumable state under ``<out>/checkpoint``: weights, best weights, optimiser tensors, JSON scalars."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.folder = out_dir / "checkpoint"
-
-    def exists(self) -> bool:
-        return (self.folder / "state.json").is_file()
-
-    def save(self, model: QualityModel, opt: torch.optim.Optimizer, sched: Any, scalars: dict[str, Any],
-             best: dict[str, torch.Tensor] | None) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        save_file(_trainable_state(model), str(self.folder / "model.safetensors"))
-        if best is not None:
-            save_file(best, str(self.folder / "best.safetensors"))
-        opt_state = opt.state_dict()
-        tensors, plain = {}, {}
-        for idx, st in opt_state["state"].items():
-            for key, value in st.items():
-                if torch.is_tensor(value):
-                    tensors[f"{idx}.{key}"] = value.detach().clone().contiguous()
-                else:
-                    plain[f"{idx}.{key}"] = value
-        tensors["rng.torch"] = torch.get_rng_state()
-        save_file(tensors, str(self.folder / "optimizer.safetensors"))
-        doc = {**scalars, "param_groups": opt_state["param_groups"], "opt_plain": plain,
-               "scheduler": sched.state_dict()}
-        tmp = self.folder / "state.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=1, default=_json_default))
-        tmp.replace(self.folder / "state.json")
-
-    def load(self, model: QualityModel, opt: torch.optim.Optimizer, sched: Any) -> tuple[dict[str, Any], Any]:
-        doc = json.loads((self.folder / "state.json").read_text())
-        missing, unexpected = model.load_state_dict(load_file(str(self.folder / "model.safetensors")), strict=False)
-        if unexpected or any(not k.startswith("encoder.") for k in missing):
-            raise ValueError(f"{self.folder}: checkpoint does not fit this model (config changed since?)")
-        tensors = load_file(str(self.folder / "optimizer.safetensors"))
-        state: dict[int, dict[str, Any]] = {}
-        for name, value in [*tensors.items(), *doc["opt_plain"].items()]:
-            if name == "rng.torch":
-                continue
-            idx, _, key = name.partition(".")
-            state.setdefault(int(idx), {})[key] = value
-        groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in doc["param_groups"]]
-        opt.load_state_dict({"state": state, "param_groups": groups})
-        sched.load_state_dict(doc["scheduler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        best_path = self.folder / "best.safetensors"
-        best = load_file(str(best_path)) if best_path.is_file() else None
-        return doc, best
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, tuple | set):
-        return list(obj)
-    if torch.is_tensor(obj):
-        return obj.tolist()
-    return str(obj)
-
-
 def _optimizer(model: QualityModel, config: TrainConfig) -> torch.optim.Optimizer:
     t = config.train
     head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
@@ -373,8 +296,7 @@ def _scheduler(opt: torch.optim.Optimizer, config: TrainConfig, total: int) -> A
     warmup = t.warmup_steps or int(round(t.warmup_ratio * total))
     name = "constant_with_warmup" if t.scheduler == "constant" else t.scheduler
     kwargs = {"num_cycles": t.cycles} if t.scheduler == "cosine_with_restarts" else None
-    return get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=total,
-                         scheduler_specific_kwargs=kwargs)
+    return get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=total, scheduler_specific_kwargs=kwargs)
 
 
 def validate(bank: FeatureBank, rows: Sequence[int], dims: Sequence[str], pairs: Pairs | None) -> dict[str, float]:
@@ -395,11 +317,13 @@ def validate(bank: FeatureBank, rows: Sequence[int], dims: Sequence[str], pairs:
             if pairs is not None and len(pairs):
                 pos = {r: i for i, r in enumerate(rows)}
                 accs = [
-                    float(M.preference_accuracy(
-                        [preds[d][pos[a]] for a, d in zip(pairs.a, pairs.dim, strict=True) if d == dim],
-                        [preds[d][pos[b]] for b, d in zip(pairs.b, pairs.dim, strict=True) if d == dim],
-                        [lab for lab, d in zip(pairs.label, pairs.dim, strict=True) if d == dim],
-                    ))
+                    float(
+                        M.preference_accuracy(
+                            [preds[d][pos[a]] for a, d in zip(pairs.a, pairs.dim, strict=True) if d == dim],
+                            [preds[d][pos[b]] for b, d in zip(pairs.b, pairs.dim, strict=True) if d == dim],
+                            [lab for lab, d in zip(pairs.label, pairs.dim, strict=True) if d == dim],
+                        )
+                    )
                     for dim in dict.fromkeys(pairs.dim)
                 ]
                 out["val_pair_acc"] = float(np.nanmean(accs))
@@ -410,16 +334,23 @@ def validate(bank: FeatureBank, rows: Sequence[int], dims: Sequence[str], pairs:
 
 def _subset_pairs(pairs: Pairs, rows: set[int]) -> Pairs:
     keep = np.array([a in rows and b in rows for a, b in zip(pairs.a, pairs.b, strict=True)], dtype=bool)
-    return Pairs(pairs.a[keep], pairs.b[keep], pairs.label[keep], [d for d, k in zip(pairs.dim, keep, strict=True) if k])
+    return Pairs(
+        pairs.a[keep], pairs.b[keep], pairs.label[keep], [d for d, k in zip(pairs.dim, keep, strict=True) if k]
+    )
 
 
 def _concat(*parts: Pairs) -> Pairs:
-    return Pairs(np.concatenate([p.a for p in parts]), np.concatenate([p.b for p in parts]),
-                 np.concatenate([p.label for p in parts]), [d for p in parts for d in p.dim])
+    return Pairs(
+        np.concatenate([p.a for p in parts]),
+        np.concatenate([p.b for p in parts]),
+        np.concatenate([p.label for p in parts]),
+        [d for p in parts for d in p.dim],
+    )
 
 
-def training_pairs(config: TrainConfig, dataset: Dataset, table: ImageTable, rows: Sequence[int],
-                   dims: Sequence[str]) -> Pairs:
+def training_pairs(
+    config: TrainConfig, dataset: Dataset, table: ImageTable, rows: Sequence[int], dims: Sequence[str]
+) -> Pairs:
     """Pairs among ``rows``: the dataset's own pairs (first trained dimension) + same-prompt MOS pairs."""
     row_set = set(rows)
     parts = []
@@ -465,8 +396,17 @@ def train(
         dataset = dataset if dataset is not None else load_training_data(config)
         table = image_table(dataset)
         sp = t.stable_preference
-        views = [(f"weak{i}-s{sp.view_seed}-a{sp.crop_area[0]}-{sp.crop_area[1]}", weak_view(i, sp.crop_area, sp.view_seed))
-                 for i in range(sp.views)] if sp.enabled else []
+        views = (
+            [
+                (
+                    f"weak{i}-s{sp.view_seed}-a{sp.crop_area[0]}-{sp.crop_area[1]}",
+                    weak_view(i, sp.crop_area, sp.view_seed),
+                )
+                for i in range(sp.views)
+            ]
+            if sp.enabled
+            else []
+        )
         bank = FeatureBank(model, table, cached, t.cache_dir, views, progress=t.progress)
     else:
         model, table, cached = bank.model, bank.table, bank.cached
@@ -486,7 +426,9 @@ def train(
         val_pairs = training_pairs(config, dataset, table, val_rows, dims) if val_rows else None
         n_items = len(items)
         if loss_name in REGRESSION:
-            raise ValueError(f"{config.source}: stable_preference needs a pair loss (kl or pairwise_ce), not {loss_name}")
+            raise ValueError(
+                f"{config.source}: stable_preference needs a pair loss (kl or pairwise_ce), not {loss_name}"
+            )
     else:
         labelled = np.stack([table.labels[d] for d in dims], axis=1) if all(d in table.labels for d in dims) else None
         if labelled is None:
@@ -504,7 +446,7 @@ def train(
     history: list[dict[str, float]] = []
     running: list[float] = []
     best_val, best_state, step = -math.inf, None, 0
-    ckpt = _Checkpoint(Path(out_dir)) if out_dir is not None else None
+    ckpt = Checkpoint(Path(out_dir)) if out_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
         doc, best_state = ckpt.load(model, opt, sched)
         step, history, running = doc["step"], doc["history"], doc.get("running", [])
@@ -537,35 +479,73 @@ def train(
             bar.update(task, advance=1, loss=float(np.mean(running[-50:])))
             end_of_epoch = step % per_epoch == 0 or step == total
             if end_of_epoch and ((step // per_epoch) % t.eval_every == 0 or step == total):
-                entry = {"epoch": math.ceil(step / per_epoch), "step": step, "loss": float(np.mean(running[-per_epoch:]))}
+                entry = {
+                    "epoch": math.ceil(step / per_epoch),
+                    "step": step,
+                    "loss": float(np.mean(running[-per_epoch:])),
+                }
                 entry.update(validate(bank, val_rows, dims, val_pairs))
                 history.append(entry)
                 val = entry.get("val", math.nan)
                 bar.update(task, val=val)
                 if t.keep_best and math.isfinite(val) and val > best_val:
-                    best_val, best_state = val, _trainable_state(model)
+                    best_val, best_state = val, trainable_state(model)
             if ckpt is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
-                ckpt.save(model, opt, sched, {"step": step, "history": history, "running": running[-per_epoch:],
-                                              "best_val": best_val if math.isfinite(best_val) else None}, best_state)
+                ckpt.save(
+                    model,
+                    opt,
+                    sched,
+                    {
+                        "step": step,
+                        "history": history,
+                        "running": running[-per_epoch:],
+                        "best_val": best_val if math.isfinite(best_val) else None,
+                    },
+                    best_state,
+                )
     if t.keep_best and best_state is not None:
         model.load_state_dict(best_state, strict=False)
     model.eval()
-    result = TrainResult(model, None, history, best_val if math.isfinite(best_val) else None, step,
-                         time.perf_counter() - start_time, cached, bank.misses)
+    result = TrainResult(
+        model,
+        None,
+        history,
+        best_val if math.isfinite(best_val) else None,
+        step,
+        time.perf_counter() - start_time,
+        cached,
+        bank.misses,
+    )
     if out_dir is not None:
         card = getattr(model, "card", None) or model_card(config)
         extra = {"trained_on": f"{config.data.dataset} ({len(train_rows)} images)"}
-        result.out_dir = save_model_folder(model, out_dir, ModelCard.from_dict({**card.to_dict(), "name": config.name}), extra)
+        result.out_dir = save_model_folder(
+            model, out_dir, ModelCard.from_dict({**card.to_dict(), "name": config.name}), extra
+        )
         (Path(out_dir) / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
         (Path(out_dir) / "history.json").write_text(json.dumps(history, indent=1))
         if ckpt is not None:
-            ckpt.save(model, opt, sched, {"step": step, "history": history,
-                                          "best_val": best_val if math.isfinite(best_val) else None}, best_state)
+            ckpt.save(
+                model,
+                opt,
+                sched,
+                {"step": step, "history": history, "best_val": best_val if math.isfinite(best_val) else None},
+                best_state,
+            )
     return result
 
 
-def _pair_step(model: QualityModel, bank: FeatureBank, pairs: Pairs, idx: torch.Tensor, dims: Sequence[str],
-               dim_index: dict[str, int], loss_name: str, t: Any, step: int) -> torch.Tensor:
+def _pair_step(
+    model: QualityModel,
+    bank: FeatureBank,
+    pairs: Pairs,
+    idx: torch.Tensor,
+    dims: Sequence[str],
+    dim_index: dict[str, int],
+    loss_name: str,
+    t: Any,
+    step: int,
+) -> torch.Tensor:
     a = torch.as_tensor(pairs.a[idx.numpy()], dtype=torch.long)
     b = torch.as_tensor(pairs.b[idx.numpy()], dtype=torch.long)
     label = torch.as_tensor(pairs.label[idx.numpy()], dtype=torch.float32, device=t.device)
@@ -592,15 +572,20 @@ def _bar(show: bool, total: int, name: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("val {task.fields[val]:.4f}"),
-        TimeRemainingColumn(), disable=not show, transient=False,
+        TextColumn(f"[bold]{name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("val {task.fields[val]:.4f}"),
+        TimeRemainingColumn(),
+        disable=not show,
+        transient=False,
     )
 
 
 def snapshot(model: QualityModel) -> dict[str, torch.Tensor]:
     """Copy of the trainable state (to restore a model between protocol splits)."""
-    return copy.deepcopy(_trainable_state(model))
+    return copy.deepcopy(trainable_state(model))
 
 
 __all__ = ["FeatureBank", "TrainResult", "build_model", "save_model_folder", "train", "validate"]

@@ -1,0 +1,39 @@
+"""The packaged default model: loads offline from its card, and its alignment uses the prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from agiqa.models.registry import create_model, resolve_card
+
+
+def test_card_has_provenance_and_measured_metrics() -> None:
+    card = resolve_card("agiqa-lite")
+    assert card.dimension_names == ("quality", "alignment")
+    assert card.trained_on and "AGIQA-3K" in card.trained_on
+    assert card.weights == "agiqa-lite.safetensors"
+    assert {"quality_srcc", "alignment_srcc"} <= set(card.metrics)
+    weights = Path(__file__).resolve().parents[1] / "src" / "agiqa" / "weights" / card.weights
+    assert weights.stat().st_size <= 25 * 2**20
+
+
+@pytest.mark.slow
+def test_alignment_falls_with_another_images_prompt(agiqa3k_root: Path) -> None:
+    """Scores of real images with their own prompt vs the prompt of an unrelated image."""
+    table = pd.read_csv(agiqa3k_root / "data.csv")
+    rows = table[table["name"].str.startswith(("midjourney", "sd1.5", "sdxl", "DALLE"))]
+    rows = rows.groupby("prompt").head(1).sample(n=12, random_state=0)
+    model = create_model("agiqa-lite")
+    with torch.no_grad():
+        pixels = torch.stack(
+            [model.preprocess(Image.open(agiqa3k_root / "images" / n).convert("RGB")) for n in rows["name"]]
+        )
+        own = model(pixels, list(rows["prompt"]))["alignment"]
+        shuffled = model(pixels, list(rows["prompt"].iloc[list(range(6, 12)) + list(range(6))]))["alignment"]
+    assert float((own - shuffled).mean()) > 0.05, (own, shuffled)
+    assert float((own > shuffled).float().mean()) >= 0.6
