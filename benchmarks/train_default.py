@@ -51,11 +51,16 @@ def protocol_metrics(protocol_config: Path, default_config: Path) -> tuple[dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "agiqa3k")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (small heads: 1 is fastest)")
     args = parser.parse_args()
+    import torch
+
     from agiqa.train import TrainConfig, train
 
+    torch.set_num_threads(args.threads)
+
     metrics, source = protocol_metrics(PROTOCOL_CONFIG, CONFIG)
-    cfg = TrainConfig.from_yaml(CONFIG).replace(data={"root": str(args.root)})
+    cfg = TrainConfig.from_yaml(CONFIG).replace(data={"root": str(args.root)}, train={"progress": False})
     with tempfile.TemporaryDirectory() as tmp:
         result = train(cfg, out_dir=Path(tmp) / "agiqa-lite")
         card = yaml.safe_load((result.out_dir / "config.yaml").read_text())

@@ -17,6 +17,9 @@ def train_command(
     root: Path = typer.Option(None, "--root", help="Override data.root of the config."),
     epochs: int = typer.Option(None, "--epochs", help="Override train.epochs."),
     seed: int = typer.Option(None, "--seed", help="Override train.seed."),
+    threads: int = typer.Option(
+        None, "--threads", help="Torch CPU threads (1 is fastest for small heads on busy cores)."
+    ),
 ) -> None:
     """Train a model; writes OUT/config.yaml + OUT/model.safetensors (load with `agiqa score --model OUT`)."""
     from agiqa.train import TrainConfig, train
@@ -52,6 +55,7 @@ def protocol_command(
     ),
     out: Path = typer.Option(Path("benchmarks/results"), "--out", help="Folder of the result files."),
     robustness: bool = typer.Option(True, "--robustness/--no-robustness", help="Flip + centre-crop report."),
+    threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
 ) -> None:
     """Train and test on stored grouped splits; writes protocol_<method>_<dataset>.{csv,json,md}."""
     from rich.console import Console
@@ -64,7 +68,9 @@ def protocol_command(
 
     path = config or Path("configs/lite") / f"{method}.yaml"
     try:
-        cfg = TrainConfig.from_yaml(path).replace(data={"dataset": dataset, "root": str(root)})
+        cfg = TrainConfig.from_yaml(path).replace(
+            data={"dataset": dataset, "root": str(root)}, train={"num_threads": threads} if threads else {}
+        )
     except ConfigError as err:
         typer.secho(f"error: {err} (give --config for a method without a configs/lite file)", fg="red", err=True)
         raise typer.Exit(2) from None
