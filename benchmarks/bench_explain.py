@@ -45,7 +45,7 @@ def _machine() -> dict:
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "cores_visible": os.cpu_count(),
-        "load_avg_1min_at_start": os.getloadavg()[0],
+        "load_avg_1min": os.getloadavg()[0],
     }
 
 
@@ -88,7 +88,7 @@ def run_cost(args: argparse.Namespace) -> dict:
         "# Cost of a structured explanation (CPU)\n\n"
         f"`python benchmarks/bench_explain.py cost --model {args.model} --n {args.n}` on {len(times)} AGIQA-3K images "
         f"({result['phrases_mean']:.1f} phrases on average, 3x3 region grid), torch threads "
-        f"{torch.get_num_threads()}, load average {result['machine']['load_avg_1min_at_start']:.1f} at start "
+        f"{torch.get_num_threads()}, load average {result['machine']['load_avg_1min']:.1f} "
         "(shared machine).\n\n"
         "| model | seconds / explanation (median) | mean | seconds / plain score | model load (s) |\n"
         "|---|---|---|---|---|\n"
@@ -289,15 +289,40 @@ def run_vqa(args: argparse.Namespace) -> dict:
         "random_baseline": random_baseline(),
         "majority_baseline": majority,
         "variants": variants,
+        "feedback": feedback,
         "machine": _machine(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "explain_vqa.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (RESULTS / "explain_vqa.md").write_text(_vqa_markdown(result, args))
+    (RESULTS / "explain_vqa.md").write_text(_vqa_markdown(result))
     return result
 
 
-def _vqa_markdown(r: dict, args: argparse.Namespace) -> str:
+def run_feedback(args: argparse.Namespace) -> dict:
+    """Redo only the feedback stage from the saved stage-1 model and ``branch-with``; merge it into the results."""
+    from agiqa.data import load_dataset
+    from agiqa.data.splits import load_splits
+    from agiqa.explain.answer import Answerer
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work_dir).expanduser()
+    answerer = Answerer.load(work / "branch-with")
+    data = load_dataset("agiqa3k", DATA)
+    train_set, test_set = load_splits(SPLITS, data)[0].apply(data)
+    inputs = _branch_inputs(answerer.scoring, train_set.samples + test_set.samples)
+    feedback = _feedback(
+        answerer.scoring, answerer.branch, inputs, train_set.samples, test_set.samples, ["quality", "alignment"], args
+    )
+    result = json.loads((RESULTS / "explain_vqa.json").read_text())
+    result["feedback"] = feedback
+    machine = result["machine"]
+    machine.setdefault("load_avg_1min", machine.pop("load_avg_1min_at_start", float("nan")))
+    (RESULTS / "explain_vqa.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (RESULTS / "explain_vqa.md").write_text(_vqa_markdown(result))
+    return feedback
+
+
+def _vqa_markdown(r: dict) -> str:
     v = r["variants"]
     rows = [
         f"| Random choice (1/5) | {100 * r['random_baseline']:.1f} | {100 * r['random_baseline']:.1f} | | |",
@@ -316,8 +341,8 @@ def _vqa_markdown(r: dict, args: argparse.Namespace) -> str:
             f"{100 * x['answered'].get('quality', 0):.0f}% / {100 * x['answered'].get('correspondence', 0):.0f}% |"
         )
     cmd = (
-        f"python benchmarks/bench_explain.py vqa --steps {args.steps} --budget-min {args.budget_min} "
-        f"--eval-images {args.eval_images} --threads {args.threads}"
+        f"python benchmarks/bench_explain.py vqa --steps {r['branch']['max_steps']} --budget-min "
+        f"{r['branch']['budget_min']:g} --eval-images {r['eval_images']} --threads {r['machine']['torch_threads']}"
     )
     return (
         "# MINT-IQA explanation branch: VQA accuracy on held-out AGIQA-3K images (CPU)\n\n"
@@ -336,7 +361,7 @@ def _vqa_markdown(r: dict, args: argparse.Namespace) -> str:
         f"{r['branch']['qformer']}, {r['branch']['queries']} queries, AdamW lr {r['branch']['lr']}, batch "
         f"{r['branch']['batch_size']}; both variants start from the same weights. Time budget: "
         f"{r['branch']['budget_min']} min of training per variant on {r['machine']['torch_threads']} CPU threads of a "
-        f"shared machine (load average {r['machine']['load_avg_1min_at_start']:.1f} at start). "
+        f"shared machine (load average {r['machine']['load_avg_1min']:.1f} when the results were written). "
         "Paper (Table XV, AIGCIQA2023+, Vicuna-7B): 48.5 / 59.4 with, 47.2 / 57.1 without the connection, random "
         "25 / 33.3 on their choice sets.\n\n" + _feedback_markdown(r["feedback"])
     )
@@ -378,9 +403,14 @@ def main() -> None:
     vqa.add_argument("--threads", type=int, default=2)
     vqa.add_argument("--seed", type=int, default=0)
     vqa.add_argument("--feedback-epochs", type=int, default=30)
+    fb = sub.add_parser("feedback", help="redo the feedback stage from the saved branch, into explain_vqa.*")
+    fb.add_argument("--feedback-epochs", type=int, default=30)
+    fb.add_argument("--threads", type=int, default=2)
+    fb.add_argument("--seed", type=int, default=0)
+    fb.add_argument("--work-dir", default="~/.cache/agiqa/explain-bench")
     vqa.add_argument("--work-dir", default="~/.cache/agiqa/explain-bench")
     args = parser.parse_args()
-    result = run_cost(args) if args.what == "cost" else run_vqa(args)
+    result = {"cost": run_cost, "vqa": run_vqa, "feedback": run_feedback}[args.what](args)
     print(json.dumps({k: v for k, v in result.items() if k != "variants"}, indent=1, default=str)[:3000])
 
 

@@ -18,11 +18,16 @@ def test_train_command_writes_a_model_folder(tmp_path: Path, monkeypatch) -> Non
     data = tiny.make_dataset(tmp_path / "images", n_prompts=3, per_prompt=3)
     monkeypatch.setattr(trainer, "load_training_data", lambda config: data)  # no tiny reader registered
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "tiny-cli", "model": tiny.tiny_model_section(),
-        "data": {"dataset": "tiny", "root": str(tmp_path), "val_fraction": 0.0},
-        "train": {"epochs": 2, "batch_size": 4, "cache_dir": str(tmp_path / "cache"), "progress": False},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny-cli",
+                "model": tiny.tiny_model_section(),
+                "data": {"dataset": "tiny", "root": str(tmp_path), "val_fraction": 0.0},
+                "train": {"epochs": 2, "batch_size": 4, "cache_dir": str(tmp_path / "cache"), "progress": False},
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["train", str(config), "--out", str(tmp_path / "out"), "--epochs", "1"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "model.safetensors").is_file()
