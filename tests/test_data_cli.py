@@ -42,9 +42,7 @@ def test_list_shows_every_reader() -> None:
 def test_validate_usable_with_warnings(small3k: Path) -> None:
     code, out = run("datasets", "validate", "agiqa3k", "--root", str(small3k))
     assert code == 0, out
-    assert (
-        "samples" in out and "bad-label" in out and "data.csv row 4" in out and "usable with 1 warning" in out
-    )
+    assert "samples" in out and "bad-label" in out and "data.csv row 4" in out and "usable with 1 warning" in out
     code, _ = run("datasets", "validate", "agiqa3k", "--root", str(small3k), "--strict")
     assert code == 1
 
@@ -75,29 +73,21 @@ def test_validate_fatal_and_usage_errors(tmp_path: Path) -> None:
 
 
 def test_validate_reader_option(tmp_path: Path) -> None:
-    pd.DataFrame({"Image": ["deepai_0_0_0_0.jpg"], "Score": [2.0]}).to_csv(
-        tmp_path / "AIGC_all.csv", index=False
-    )
-    code, out = run(
-        "datasets", "validate", "agiqa1k", "--root", str(tmp_path), "--labels-only", "-o", "labels=all"
-    )
+    pd.DataFrame({"Image": ["deepai_0_0_0_0.jpg"], "Score": [2.0]}).to_csv(tmp_path / "AIGC_all.csv", index=False)
+    code, out = run("datasets", "validate", "agiqa1k", "--root", str(tmp_path), "--labels-only", "-o", "labels=all")
     assert code == 0 and "missing-label" in out
 
 
 def test_validate_real_label_files(labels_root: Path) -> None:
     code, out = run("datasets", "validate", "agiqa1k", "--root", str(labels_root / "agiqa1k"))
     assert code == 1 and "1078" in out and "missing-image" in out and "and 1075 more" in out
-    code, out = run(
-        "datasets", "validate", "agiqa1k", "--root", str(labels_root / "agiqa1k"), "--labels-only"
-    )
+    code, out = run("datasets", "validate", "agiqa1k", "--root", str(labels_root / "agiqa1k"), "--labels-only")
     assert code == 0 and "duplicate" in out and "missing-label" in out
 
 
 def test_mos_command(tmp_path: Path) -> None:
     rows = [
-        (s, f"i{j}", r)
-        for s, rs in {"A": [1, 2, 3], "B": [6, 2, 4], "C": [3, 3, 3]}.items()
-        for j, r in enumerate(rs)
+        (s, f"i{j}", r) for s, rs in {"A": [1, 2, 3], "B": [6, 2, 4], "C": [3, 3, 3]}.items() for j, r in enumerate(rs)
     ]
     pd.DataFrame(rows, columns=["subject", "image", "rating"]).to_csv(tmp_path / "r.csv", index=False)
     code, out = run("mos", str(tmp_path / "r.csv"), "--out", str(tmp_path / "mos.csv"))

@@ -56,9 +56,7 @@ def test_bt500_rejects_inconsistent_subject_keeps_the_rest() -> None:
     assert screening.loc[[f"s{k}" for k in range(10)], ["P", "Q"]].to_numpy().sum() == 0
     result = mos_from_ratings(df)
     assert result.rejected == {"erratic": "bt500"}
-    assert result.rejection_rate == pytest.approx(1 / 11) and result.rating_rejection_rate == pytest.approx(
-        1 / 11
-    )
+    assert result.rejection_rate == pytest.approx(1 / 11) and result.rating_rejection_rate == pytest.approx(1 / 11)
     assert result.count.eq(10).all()
     by_index = result.mos.sort_index(key=lambda i: i.str[1:].astype(int)).to_numpy()
     assert np.all(np.diff(by_index) > 0)  # the panel's true order survives
@@ -67,9 +65,7 @@ def test_bt500_rejects_inconsistent_subject_keeps_the_rest() -> None:
 
 def test_bt500_keeps_a_consistently_biased_subject() -> None:
     ratings = panel()
-    ratings["harsh"] = [
-        5 + 0.3 * j + 4 for j in range(10)
-    ]  # always far above: a bias, which z-scoring removes
+    ratings["harsh"] = [5 + 0.3 * j + 4 for j in range(10)]  # always far above: a bias, which z-scoring removes
     screening = screen_subjects(check_ratings(table(ratings)))
     assert screening.loc["harsh", ["P", "Q"]].tolist() == [10, 0]  # outliers, but all on one side
     assert screening.loc["harsh", "balance"] == 1.0 and not screening["rejected"].any()

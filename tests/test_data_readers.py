@@ -100,9 +100,7 @@ def test_agiqa3k_bad_rows_and_images(tmp_path: Path) -> None:
     assert [p.where for p in ds.problems if p.kind == "duplicate"] == ["data.csv row 5, data.csv row 6"]
     missing = [p for p in ds.problems if p.kind == "missing-image"]
     assert [p.where for p in missing] == [str(root / "images" / "gone.jpg")]
-    assert [p.where for p in ds.problems if p.kind == "unreadable-image"] == [
-        str(root / "images" / "broken.jpg")
-    ]
+    assert [p.where for p in ds.problems if p.kind == "unreadable-image"] == [str(root / "images" / "broken.jpg")]
     assert ds.usable  # warnings only
 
 
@@ -194,9 +192,7 @@ def test_aigciqa2023_mat_errors(tmp_path: Path) -> None:
 def test_aigciqa2023_csv_checked_against_index(tmp_path: Path) -> None:
     aigc_index(tmp_path)
     prompts = ["a corgi", "a corgi", "two people ", "a corgi", "a corgi", "a dog"]
-    cols = {
-        f"{d}_{k}": [1.0] * 6 for k in ("mos", "std") for d in ("quality", "authenticity", "correspondence")
-    }
+    cols = {f"{d}_{k}": [1.0] * 6 for k in ("mos", "std") for d in ("quality", "authenticity", "correspondence")}
     df = pd.DataFrame({"name": [f"{i}.png" for i in range(6)], "prompt": prompts, **cols})
     df.loc[1, "quality_mos"] = None
     df.to_csv(tmp_path / "AIGCIQA2023.csv")

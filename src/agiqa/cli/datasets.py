@@ -13,9 +13,7 @@ from rich.table import Table
 from agiqa.cli.app import app
 from agiqa.data.sample import Dataset, Problem
 
-datasets_app = typer.Typer(
-    help="List the benchmark readers and check a dataset on disk.", no_args_is_help=True
-)
+datasets_app = typer.Typer(help="List the benchmark readers and check a dataset on disk.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 console = Console()
 
@@ -77,14 +75,10 @@ def _problems(problems: list[Problem]) -> Table:
 @datasets_app.command("validate")
 def validate_command(
     name: str = typer.Argument(..., help="Dataset name (see `agiqa datasets list`)."),
-    root: Path = typer.Option(
-        ..., "--root", help="Folder the dataset was unpacked to (a table file for generic)."
-    ),
+    root: Path = typer.Option(..., "--root", help="Folder the dataset was unpacked to (a table file for generic)."),
     labels_only: bool = typer.Option(False, "--labels-only", help="Check label files only; skip the images."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on any problem, not only when unusable."),
-    option: list[str] = typer.Option(
-        [], "--option", "-o", help="Reader option KEY=VALUE, e.g. -o split=test_unique."
-    ),
+    option: list[str] = typer.Option([], "--option", "-o", help="Reader option KEY=VALUE, e.g. -o split=test_unique."),
 ) -> None:
     """Load a dataset, open every image header, and report counts and problems.
 

@@ -88,9 +88,7 @@ def load_dataset(name: str, root: str | Path, **kwargs: object) -> Dataset:
     info = get_dataset(name)
     root = Path(root).expanduser()
     if not root.exists():
-        raise FileNotFoundError(
-            f"dataset root {root} does not exist; pass the folder {name!r} was unpacked to"
-        )
+        raise FileNotFoundError(f"dataset root {root} does not exist; pass the folder {name!r} was unpacked to")
     unknown = sorted(set(kwargs) - set(info.options()))
     if unknown:
         raise TypeError(

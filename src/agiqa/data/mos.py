@@ -67,18 +67,14 @@ def check_ratings(ratings: pd.DataFrame, source: str = "ratings") -> pd.DataFram
     """
     missing = [c for c in COLUMNS if c not in ratings.columns]
     if missing:
-        raise ValueError(
-            f"{source}: missing column {', '.join(map(repr, missing))}; need {', '.join(COLUMNS)}"
-        )
+        raise ValueError(f"{source}: missing column {', '.join(map(repr, missing))}; need {', '.join(COLUMNS)}")
     out = ratings[list(COLUMNS)].copy()
     out["subject"], out["image"] = out["subject"].astype(str), out["image"].astype(str)
     out["rating"] = pd.to_numeric(out["rating"], errors="coerce")
     bad = out.index[~np.isfinite(out["rating"].astype(float))]
     if len(bad):
         rows = ", ".join(str(int(i) + 2) for i in bad[:5])
-        raise ValueError(
-            f"{source}: {len(bad)} empty or non-numeric rating(s), first at row(s) {rows}; fix them"
-        )
+        raise ValueError(f"{source}: {len(bad)} empty or non-numeric rating(s), first at row(s) {rows}; fix them")
     dup = out.duplicated(["subject", "image"], keep=False)
     if dup.any():
         first = out[dup].iloc[0]

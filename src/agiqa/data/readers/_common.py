@@ -60,9 +60,7 @@ def read_table(path: Path, required: Sequence[str] = (), *, header: bool = True)
         elif suffix == ".parquet":
             df = pd.read_parquet(path)
         else:
-            raise DatasetError(
-                f"{path}: unknown table format {suffix!r}; use .csv, .tsv, .xlsx, .json, .jsonl"
-            )
+            raise DatasetError(f"{path}: unknown table format {suffix!r}; use .csv, .tsv, .xlsx, .json, .jsonl")
     except (ValueError, OSError, pd.errors.ParserError) as err:
         if isinstance(err, DatasetError):
             raise
@@ -105,16 +103,12 @@ def parse_scores(
     for i in np.flatnonzero(~finite.all(axis=1)):
         bad = [f"{c}={df[c].iloc[i]!r}" for c, ok in zip(columns, finite[i], strict=True) if not ok]
         problems.append(
-            Problem(
-                "bad-label", row_where(path, i, header), f"empty or unparsable {', '.join(bad)}; row left out"
-            )
+            Problem("bad-label", row_where(path, i, header), f"empty or unparsable {', '.join(bad)}; row left out")
         )
     return values, pd.Series(finite.all(axis=1), index=df.index)
 
 
-def drop_duplicates(
-    keys: pd.Series, path: Path, problems: list[Problem], *, header: bool = True
-) -> pd.Series:
+def drop_duplicates(keys: pd.Series, path: Path, problems: list[Problem], *, header: bool = True) -> pd.Series:
     """Report every key that appears more than once; all copies are left out (which one is right is unknown).
 
     Returns:
@@ -124,9 +118,7 @@ def drop_duplicates(
     for key, rows in keys[dup].groupby(keys[dup], sort=False):
         where = ", ".join(row_where(path, int(keys.index.get_loc(i)), header) for i in rows.index)
         problems.append(
-            Problem(
-                "duplicate", where, f"{key!r} appears {len(rows)} times; all copies left out, fix the file"
-            )
+            Problem("duplicate", where, f"{key!r} appears {len(rows)} times; all copies left out, fix the file")
         )
     return ~dup
 
@@ -151,9 +143,7 @@ def _image_problem(image: str | bytes, where: str) -> Problem | None:
         with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as im:
             _ = im.size  # header only: no full decode
     except Exception as err:  # PIL raises many types for broken files
-        return Problem(
-            "unreadable-image", image if isinstance(image, str) else where, f"cannot open image: {err}"
-        )
+        return Problem("unreadable-image", image if isinstance(image, str) else where, f"cannot open image: {err}")
     return None
 
 

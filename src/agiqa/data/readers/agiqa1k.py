@@ -30,9 +30,7 @@ def _check_names(names: pd.Series, path: Path, problems: list[Problem]) -> pd.Se
     expected = {f"{t}_{p}_{s}.jpg" for t in parts["triple"].dropna() for p in "01" for s in "01"}
     absent = sorted(expected - set(names))
     for name in absent:
-        problems.append(
-            Problem("missing-label", path.name, f"no row for {name}, expected by the naming scheme")
-        )
+        problems.append(Problem("missing-label", path.name, f"no row for {name}, expected by the naming scheme"))
     ok = parts["triple"].notna()
     for i in ok.index[~ok]:
         hint = difflib.get_close_matches(str(names[i]), absent, n=1)
@@ -74,21 +72,14 @@ def read_agiqa1k(root: Path, *, labels: str = "auto", check_images: bool = False
     problems: list[Problem] = []
     names = df[name_col].astype("string").str.strip()
     scores, ok = parse_scores(df, [mos_col], path, problems)
-    keep = (
-        ok
-        & names.notna()
-        & _check_names(names.fillna(""), path, problems)
-        & drop_duplicates(names, path, problems)
-    )
+    keep = ok & names.notna() & _check_names(names.fillna(""), path, problems) & drop_duplicates(names, path, problems)
     prompts = _prompts(root, df if labels == "zscore" else None, problems)
     image_dir = first_dir(root, ["file"])
     samples = []
     for i in df.index[keep]:
         name = str(names[i])
         if name not in prompts and prompts:
-            problems.append(
-                Problem("missing-prompt", row_where(path, i), f"no prompt for {name} in the xlsx")
-            )
+            problems.append(Problem("missing-prompt", row_where(path, i), f"no prompt for {name} in the xlsx"))
         samples.append(
             Sample(
                 image=str(image_dir / name),
@@ -106,12 +97,8 @@ def _prompts(root: Path, zscore: pd.DataFrame | None, problems: list[Problem]) -
     if zscore is None:
         path = root / FILES["zscore"][0]
         if not path.is_file():
-            problems.append(
-                Problem("missing-prompt", str(root), f"{path.name} not found: samples have no prompt")
-            )
+            problems.append(Problem("missing-prompt", str(root), f"{path.name} not found: samples have no prompt"))
             return {}
         zscore = read_table(path, ["Image", "Prompt"])
     rows = zscore.dropna(subset=["Image", "Prompt"])
-    return dict(
-        zip(rows["Image"].astype(str).str.strip(), rows["Prompt"].astype(str).str.strip(), strict=True)
-    )
+    return dict(zip(rows["Image"].astype(str).str.strip(), rows["Prompt"].astype(str).str.strip(), strict=True))

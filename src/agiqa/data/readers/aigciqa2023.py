@@ -62,9 +62,7 @@ def _index(root: Path, problems: list[Problem]) -> pd.DataFrame | None:
     bad = rows.isna() | (rows >= len(prompts))
     for i in index.index[bad]:
         problems.append(Problem("bad-name", row_where(pic, i, False), f"{index.at[i, 1]!r} is not PPP-K.png"))
-    out = pd.DataFrame(
-        {"generator": index[0].astype(str).str.strip(), "prompt": None, "style": None, "class": None}
-    )
+    out = pd.DataFrame({"generator": index[0].astype(str).str.strip(), "prompt": None, "style": None, "class": None})
     good = rows[~bad].astype(int)
     for col, src in (("style", 0), ("class", 1), ("prompt", 2)):
         out.loc[~bad, col] = prompts[src].astype(str).str.strip().to_numpy()[good.to_numpy()]
@@ -77,9 +75,7 @@ def _from_csv(path: Path, problems: list[Problem]) -> pd.DataFrame:
     values, ok = parse_scores(df, mos + std, path, problems)
     ids = df["name"].astype(str).str.extract(r"^(\d+)\.png$")[0]
     for i in df.index[ids.isna()]:
-        problems.append(
-            Problem("bad-name", row_where(path, i), f"image name {df.at[i, 'name']!r} is not N.png")
-        )
+        problems.append(Problem("bad-name", row_where(path, i), f"image name {df.at[i, 'name']!r} is not N.png"))
     rows = ok & ids.notna() & drop_duplicates(df["name"], path, problems)
     prompts = df["prompt"].astype(str)
     spaced = prompts[prompts != prompts.str.strip()]
@@ -108,9 +104,7 @@ def _from_mat(root: Path, index: pd.DataFrame | None, problems: list[Problem]) -
         cols[f"{d}_std"] = _read_mat(_mat(root, "STD", f"SD{k}.mat"), "SD")
     lengths = {len(v) for v in cols.values()}
     if len(lengths) != 1:
-        raise DatasetError(
-            f"{root / 'DATA'}: the .mat files hold different numbers of images: {sorted(lengths)}"
-        )
+        raise DatasetError(f"{root / 'DATA'}: the .mat files hold different numbers of images: {sorted(lengths)}")
     out = pd.DataFrame(cols)
     out.insert(0, "idx", np.arange(len(out)))
     if index is None:
@@ -128,9 +122,7 @@ def _from_mat(root: Path, index: pd.DataFrame | None, problems: list[Problem]) -
 def _mat(root: Path, sub: str, name: str) -> Path:
     path = root / "DATA" / sub / name
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: the official layout has DATA/MOS/mosz{{1,2,3}}.mat, DATA/STD/SD*"
-        )
+        raise FileNotFoundError(f"{path} not found: the official layout has DATA/MOS/mosz{{1,2,3}}.mat, DATA/STD/SD*")
     return path
 
 

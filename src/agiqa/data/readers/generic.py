@@ -52,9 +52,7 @@ def _read_table(path: Path, dimensions: list[str] | None, problems: list[Problem
     for i in df.index[images.isna() | (images == "")]:
         problems.append(Problem("bad-label", row_where(path, i), "empty image path; row left out"))
     keep = ok & images.notna() & (images != "") & drop_duplicates(images, path, problems)
-    meta_cols = [
-        c for c in df.columns if c not in RESERVED and c not in dims and c not in {f"{d}_std" for d in stds}
-    ]
+    meta_cols = [c for c in df.columns if c not in RESERVED and c not in dims and c not in {f"{d}_std" for d in stds}]
     samples = []
     for i in df.index[keep]:
         prompt = "" if pd.isna(df.at[i, "prompt"]) else str(df.at[i, "prompt"]).strip()
@@ -70,8 +68,7 @@ def _read_table(path: Path, dimensions: list[str] | None, problems: list[Problem
                 stds={d: float(values.at[i, f"{d}_std"]) for d in stds},
                 group=None if group is None or pd.isna(group) else str(group),
                 rank=int(values.at[i, "rank"]) if ranked else None,
-                meta={"row": int(i) + 2}
-                | {str(c): df.at[i, c] for c in meta_cols if not pd.isna(df.at[i, c])},
+                meta={"row": int(i) + 2} | {str(c): df.at[i, c] for c in meta_cols if not pd.isna(df.at[i, c])},
             )
         )
     return samples

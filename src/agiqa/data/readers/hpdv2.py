@@ -45,9 +45,7 @@ def read_hpdv2(root: Path, *, check_images: bool = False) -> Dataset:
     return finish("hpdv2", root, samples, problems, (), check_images, pairs)
 
 
-def read_hpd_benchmark_prompts(
-    root: str | Path, styles: tuple[str, ...] = BENCHMARK_STYLES
-) -> dict[str, list[str]]:
+def read_hpd_benchmark_prompts(root: str | Path, styles: tuple[str, ...] = BENCHMARK_STYLES) -> dict[str, list[str]]:
     """Prompt suites of the HPD v2 benchmark, ``root/benchmark/{style}.json`` (a JSON list of strings each).
 
     Args:
@@ -63,9 +61,7 @@ def read_hpd_benchmark_prompts(
     for style in styles:
         path = folder / f"{style}.json"
         if not path.is_file():
-            raise FileNotFoundError(
-                f"HPD v2 benchmark prompts {path} not found (styles: {', '.join(styles)})"
-            )
+            raise FileNotFoundError(f"HPD v2 benchmark prompts {path} not found (styles: {', '.join(styles)})")
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
             raise DatasetError(f"{path}: expected a JSON list of prompt strings")

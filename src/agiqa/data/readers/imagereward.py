@@ -42,14 +42,10 @@ def ranked_groups(
         try:
             ranks = [int(r) for r in ranks]
         except (TypeError, ValueError):
-            problems.append(
-                Problem("bad-label", where, f"{rank_col} {ranks!r} is not a list of integers; left out")
-            )
+            problems.append(Problem("bad-label", where, f"{rank_col} {ranks!r} is not a list of integers; left out"))
             continue
         if not isinstance(images, list) or len(images) != len(ranks) or len(images) < 2:
-            problems.append(
-                Problem("bad-label", where, f"{images_col} and {rank_col} lengths differ or < 2; left out")
-            )
+            problems.append(Problem("bad-label", where, f"{images_col} and {rank_col} lengths differ or < 2; left out"))
             continue
         group, prompt = str(row[group_col]), str(row[prompt_col]).strip()
         paths = [str(image_dir / p) for p in images]

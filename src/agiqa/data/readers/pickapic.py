@@ -33,9 +33,7 @@ def _pairs(path: Path, problems: list[Problem]) -> list[PreferencePair]:
     schema = pq.read_schema(path)
     missing = [c for c in COLUMNS if c not in schema.names]
     if missing:
-        raise DatasetError(
-            f"{path}: missing column {', '.join(map(repr, missing))} (found {', '.join(schema.names)})"
-        )
+        raise DatasetError(f"{path}: missing column {', '.join(map(repr, missing))} (found {', '.join(schema.names)})")
     extra = [c for c in ("image_0_uid", "image_1_uid", "has_label") if c in schema.names]
     table = pq.read_table(path, columns=[*COLUMNS, *extra]).to_pylist()
     pairs = []
@@ -45,9 +43,7 @@ def _pairs(path: Path, problems: list[Problem]) -> list[PreferencePair]:
             continue
         l0, l1 = row["label_0"], row["label_1"]
         if l0 not in (0, 0.5, 1) or l1 is None or abs(l0 + l1 - 1) > 1e-6:
-            problems.append(
-                Problem("bad-label", where, f"label_0={l0!r}, label_1={l1!r} are not 1/0/0.5 summing to 1")
-            )
+            problems.append(Problem("bad-label", where, f"label_0={l0!r}, label_1={l1!r} are not 1/0/0.5 summing to 1"))
             continue
         if not isinstance(row["jpg_0"], bytes) or not isinstance(row["jpg_1"], bytes) or not row["caption"]:
             problems.append(Problem("bad-label", where, "empty caption or image bytes; left out"))
