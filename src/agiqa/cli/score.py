@@ -337,7 +337,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     device: DeviceOpt = "cpu",
 ) -> None:
-    """HTTP scoring service: POST /score, GET /models, GET /health (needs `pip install agiqa[serve]`)."""
+    """HTTP scoring service: POST /score, GET /models, GET /health (needs `pip install agiqa\\[serve]`)."""
     try:
         import python_multipart  # noqa: F401  (FastAPI needs it for uploads; fails late without it)
         import uvicorn

@@ -73,6 +73,8 @@ class LiteEncoder(LayerGroupEncoder):
         seed: Seed of the initial projections.
     """
 
+    cpu_micro_batch = 4  # images per image-tower call on the CPU (see ``encode_image``)
+
     def __init__(self, image_size: int = 224, embed_dim: int = 256, seed: int = 0) -> None:
         super().__init__()
         self.name = "lite"
@@ -96,7 +98,12 @@ class LiteEncoder(LayerGroupEncoder):
 
     def encode_image(self, pixel_values: torch.Tensor) -> EncoderOutput:
         """Feature-map positions as tokens, projected average pool as the embedding."""
-        fmap = self.image_tower.extract_features(pixel_values)
+        if pixel_values.device.type == "cpu" and len(pixel_values) > self.cpu_micro_batch:
+            # EfficientNet's depthwise convolutions lose cache locality on large CPU batches: 4 images at a time ran
+            # 4x faster than 96 at once on a 2-core machine (68 vs 16 images/s). Per-image results are unchanged.
+            fmap = torch.cat([self.image_tower.extract_features(x) for x in pixel_values.split(self.cpu_micro_batch)])
+        else:
+            fmap = self.image_tower.extract_features(pixel_values)
         tokens = fmap.flatten(2).transpose(1, 2)
         return EncoderOutput(tokens=tokens, pooled=self.image_projection(tokens.mean(dim=1)))
 
