@@ -60,6 +60,11 @@ DEFAULT_ALPHA = {"perception": 0.0, "alignment": 1.0}
 _WORD = re.compile(r"\w[\w'-]*")
 
 
+def alignment_level_prompts(prompts: list[str]) -> list[str]:
+    """The L alignment level prompts of each prompt, prompt-major (``len(prompts) * L`` texts, eq. 5's T_ts^adv)."""
+    return [ALIGNMENT_TEMPLATE.format(adv=a, prompt=p.strip().rstrip(".")) for p in prompts for a in ALIGNMENT_LEVELS]
+
+
 def prompt_words(prompt: str, max_words: int) -> list[str]:
     """The words of a prompt (runs of word characters), at most ``max_words``; the prompt itself if none."""
     words = _WORD.findall(prompt)[:max_words]
@@ -175,11 +180,7 @@ class TSPMGS(QualityModel):
             levels = self.encoder.encode_text(self.perception_prompts).pooled
             feats["levels_perception"] = levels.unsqueeze(0).expand(batch, -1, -1)
         if "alignment" in self.kinds.values():
-            texts = [
-                ALIGNMENT_TEMPLATE.format(adv=a, prompt=p.strip().rstrip("."))
-                for p in prompts
-                for a in ALIGNMENT_LEVELS
-            ]
+            texts = alignment_level_prompts(list(prompts))
             feats["levels_alignment"] = self.encoder.encode_text(texts).pooled.view(batch, len(ALIGNMENT_LEVELS), -1)
         words = [prompt_words(p, self.max_words) for p in prompts]
         pooled = self.encoder.encode_text([w for ws in words for w in ws]).pooled

@@ -29,7 +29,7 @@ from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
 from agiqa.models.heads import cosine, expected_level
 from agiqa.models.registry import register_method
-from agiqa.models.tsp_mgs import ALIGNMENT_DIMENSIONS, ALIGNMENT_LEVELS, ALIGNMENT_TEMPLATE, PERCEPTION_PROMPTS
+from agiqa.models.tsp_mgs import ALIGNMENT_DIMENSIONS, ALIGNMENT_LEVELS, PERCEPTION_PROMPTS, alignment_level_prompts
 
 CLIP_LOGIT_SCALE = 100.0
 
@@ -142,12 +142,7 @@ class LevelPrompts(ZeroShotModel):
         if "perception" in self.kinds.values():
             feats["levels_perception"] = self._anchors(self.perception_prompts, len(prompts))
         if "alignment" in self.kinds.values():
-            texts = [
-                ALIGNMENT_TEMPLATE.format(adv=a, prompt=p.strip().rstrip("."))
-                for p in prompts
-                for a in ALIGNMENT_LEVELS
-            ]
-            pooled = self.encoder.encode_text(texts).pooled
+            pooled = self.encoder.encode_text(alignment_level_prompts(list(prompts))).pooled
             feats["levels_alignment"] = pooled.view(len(prompts), len(ALIGNMENT_LEVELS), -1)
         return feats
 
