@@ -106,12 +106,7 @@ def evaluate(
     if splits is not None:
         summary = {
             "dataset": ds.name,
-            "n_predictions": matched.n_rows,
-            "n_matched": matched.n_matched,
-            "matched_by_name": matched.by_name,
-            "unmatched": matched.unmatched,
-            "ambiguous": matched.ambiguous,
-            "duplicates": matched.duplicates,
+            **matched.report(),
             "notes": [f"repeat {r['repeat']}: {n}" for r in results for n in r["notes"]],
         }
         _report_matching(summary, pred)

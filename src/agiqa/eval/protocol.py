@@ -63,6 +63,17 @@ class MatchedPredictions:
         """Number of distinct dataset images with a prediction."""
         return len(self.frame)
 
+    def report(self) -> dict[str, Any]:
+        """How the predictions matched: counts and the rows that did not match cleanly."""
+        return {
+            "n_predictions": self.n_rows,
+            "n_matched": self.n_matched,
+            "matched_by_name": self.by_name,
+            "unmatched": self.unmatched,
+            "ambiguous": self.ambiguous,
+            "duplicates": self.duplicates,
+        }
+
 
 def _lookup(dataset: Dataset) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Exact keys (id, path, path relative to root) -> image id, and file name -> image ids."""
@@ -233,12 +244,7 @@ def evaluate_predictions(
         raise ProtocolError(f"no prediction matches an image of {dataset.name!r} (e.g. {shown})")
     result: dict[str, Any] = {
         "dataset": dataset.name,
-        "n_predictions": matched.n_rows,
-        "n_matched": matched.n_matched,
-        "matched_by_name": matched.by_name,
-        "unmatched": matched.unmatched,
-        "ambiguous": matched.ambiguous,
-        "duplicates": matched.duplicates,
+        **matched.report(),
         "metrics": {},
         "notes": [],
     }
