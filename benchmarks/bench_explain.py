@@ -138,11 +138,8 @@ def _branch_inputs(scoring, samples):
     queries = []
     for start in range(0, len(samples), 64):
         part = slice(start, start + 64)
-        queries.append(
-            scoring.qformer(
-                img["image_tokens"][part].float(), txt["text_tokens"][part].float(), text_mask=txt["text_mask"][part]
-            )
-        )
+        feats = {"image_tokens": img["image_tokens"][part].float(), "text_tokens": txt["text_tokens"][part].float()}
+        queries.append(scoring.queries({**feats, "text_mask": txt["text_mask"][part]}))
     return BranchInputs([s.image_id for s in samples], img["image_tokens"].half(), torch.cat(queries).half())
 
 

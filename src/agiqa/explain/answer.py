@@ -105,8 +105,6 @@ class Answerer:
         decoded, _ = open_image(image)
         pixels = self.scoring.preprocess(decoded).unsqueeze(0)
         features = {**self.scoring.image_features(pixels), **self.scoring.text_features([prompt])}
-        queries = self.scoring.qformer(
-            features["image_tokens"], features["text_tokens"], text_mask=features["text_mask"]
-        )
+        queries = self.scoring.queries(features)
         text = self.branch.generate(features["image_tokens"], queries, [question], max_new_tokens)[0]
         return Answer(question, text, match(text))

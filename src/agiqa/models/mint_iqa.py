@@ -95,10 +95,13 @@ class MINTIQA(QualityModel):
         tokens, mask = pad_tokens(out.tokens, out.mask, self.text_length)
         return {"text_tokens": tokens, "text_mask": mask}
 
+    def queries(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, Q, D_q)`` Q-Former queries over image and text tokens (the explanation branch reads them too)."""
+        return self.qformer(features["image_tokens"], features["text_tokens"], text_mask=features["text_mask"])
+
     def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Q-Former over image and text tokens, mean of the queries, one regressor per dimension."""
-        queries = self.qformer(features["image_tokens"], features["text_tokens"], text_mask=features["text_mask"])
-        return self.regressors(queries.mean(dim=1))
+        """Q-Former queries, their mean, one regressor per dimension."""
+        return self.regressors(self.queries(features).mean(dim=1))
 
 
 @register_method("mint-iqa")
