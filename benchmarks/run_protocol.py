@@ -9,7 +9,7 @@ split, robustness report on split 0's test images, shuffled-prompt check). ``pro
 ``protocol_agiqa3k.json`` gather the headline figures of every method; ``robustness_agiqa3k.md`` the
 robustness tables. The splits are ``benchmarks/splits/agiqa3k.json`` (made once, committed).
 
-Ridge baseline: closed-form ridge regression (numpy) over the frozen lite encoder's un-projected features:
+Ridge baseline: ridge regression (``benchmarks/_ridge.py``) over the frozen lite encoder's un-projected features:
 the mean EfficientNet-Lite0 feature map (1280-d) for quality, that plus the mean MiniLM token (384-d) for
 alignment; the penalty is picked per split on a grouped validation part of the training side.
 """
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _ridge import tuned_ridge
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -35,6 +36,7 @@ SPLITS = REPO / "benchmarks" / "splits" / "agiqa3k.json"
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "agiqa3k"
 METHOD_CONFIGS = {
     "tsp-mgs": "configs/lite/tsp-mgs.yaml",
+    "tsp-mgs-ml": "configs/lite/tsp-mgs-ml.yaml",
     "prefiqa": "configs/lite/prefiqa.yaml",
     "prefiqa-sp": "configs/lite/prefiqa-sp.yaml",
     "mint-iqa": "configs/lite/mint-iqa.yaml",
@@ -67,23 +69,6 @@ def run_method(name: str, config_path: str, dataset, splits, ratios, train_overr
     return json_path
 
 
-def ridge_fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Closed-form ridge on standardised features; returns (mean, scale, weights with bias last)."""
-    from scipy import linalg
-
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    z = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
-    reg = alpha * np.eye(z.shape[1])
-    reg[-1, -1] = 0.0
-    w = linalg.solve(z.T @ z + reg, z.T @ y, assume_a="pos")
-    return mu, sd, w
-
-
-def ridge_predict(model: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
-    mu, sd, w = model
-    return np.hstack([(x - mu) / sd, np.ones((len(x), 1))]) @ w
-
-
 def run_ridge(dataset, splits) -> Path:
     """The ridge baseline over cached lite features (image tokens mean, text tokens masked mean)."""
     from agiqa.encoders import create_encoder
@@ -102,25 +87,15 @@ def run_ridge(dataset, splits) -> Path:
     img = bank.image[0]["image_tokens"].mean(1).numpy()
     tok, mask = bank.text["text_tokens"], bank.text["text_mask"].unsqueeze(-1).float()
     txt = ((tok * mask).sum(1) / mask.sum(1)).numpy()[bank.prompt_row.numpy()]
-    feats = {"quality": img, "alignment": np.hstack([img, txt])}
+    feats = {"quality": [img], "alignment": [img, txt]}
     result = ProtocolResult("ridge-lite-agiqa3k", feature_seconds=time.perf_counter() - t0)
     row = table.row
     for i, split in enumerate(splits):
         start = time.perf_counter()
         rows = [row[x] for x in split.train]
-        fit, val = carve_validation(table, rows, 0.1, i)
-        preds = {}
-        for dim, x in feats.items():
-            y = table.labels[dim]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", M.MetricWarning)
-                best = max(
-                    (float(M.srcc(ridge_predict(ridge_fit(x[fit], y[fit], a), x[val]), y[val])), a)
-                    for a in (1.0, 10.0, 100.0, 1000.0, 10000.0)
-                )
-            model_dim = ridge_fit(x[rows], y[rows], best[1])
-            test_rows = [row[t] for t in split.test]
-            preds[dim] = ridge_predict(model_dim, x[test_rows])
+        validation = carve_validation(table, rows, 0.1, i)
+        test_rows = [row[t] for t in split.test]
+        preds = {dim: tuned_ridge(x, table.labels[dim], rows, test_rows, validation)[0] for dim, x in feats.items()}
         result.train_seconds.append(time.perf_counter() - start)
         frame = pd.DataFrame({"image": list(split.test), **preds})
         _, test = split.apply(dataset)

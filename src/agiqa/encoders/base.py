@@ -25,11 +25,14 @@ class EncoderOutput:
         tokens: ``(B, L, D_tok)`` token features (patch tokens for images, word tokens for text).
         pooled: ``(B, D_embed)`` embedding in the joint image-text space (not normalised).
         mask: ``(B, L)`` bool, True where a token is real (text padding is False); None when all are real.
+        summary: ``(B, D_summary)`` the features ``pooled`` is projected from (``pooled == encoder.project(summary,
+            tower)``), for heads that train the projection over cached features; None when the encoder has none.
     """
 
     tokens: torch.Tensor
     pooled: torch.Tensor
     mask: torch.Tensor | None = None
+    summary: torch.Tensor | None = None
 
 
 class DualEncoder(nn.Module, ABC):
@@ -79,6 +82,14 @@ class DualEncoder(nn.Module, ABC):
         Lets methods compare words with patches (TSP-MGS's fine-grained similarity) by cosine.
         """
         raise NotImplementedError(f"{type(self).__name__} does not project tokens into the joint space")
+
+    def project(self, summary: torch.Tensor, tower: str) -> torch.Tensor:
+        """Map an ``EncoderOutput.summary`` of ``tower`` (``image`` or ``text``) to its ``pooled`` embedding."""
+        raise NotImplementedError(f"{type(self).__name__} gives no summary features to project")
+
+    def projection_modules(self) -> list[nn.Module]:
+        """The modules ``project`` applies (they stay trainable when a head projects cached summaries)."""
+        return []
 
     @property
     def fingerprint(self) -> str:

@@ -38,6 +38,7 @@ class ModelCard:
         name: Registry name (``agiqa-lite``, ``tsp-mgs-clip-b32`` ...).
         method: Key of the method builder (``tsp-mgs``, ``prefiqa``, ``mint-iqa``, ``ip-iqa``, ``clipscore`` ...).
         encoder: Encoder spec given to ``agiqa.encoders.create_encoder``.
+        encoder_args: Keyword arguments of the encoder builder (e.g. ``{image_size: 384}`` for ``lite``).
         dimensions: The scores the model outputs.
         method_args: Keyword arguments of the method builder.
         weights: Safetensors file of the trained heads: a name inside the package's ``weights/`` folder or an
@@ -53,6 +54,7 @@ class ModelCard:
     method: str
     encoder: str
     dimensions: tuple[ScoreSpec, ...]
+    encoder_args: dict[str, Any] = field(default_factory=dict)
     method_args: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     trained_on: str | None = None

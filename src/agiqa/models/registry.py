@@ -81,6 +81,13 @@ def resolve_card(name_or_path: str) -> ModelCard:
     return CARDS.get(name_or_path)
 
 
+def build_model_from_card(card: ModelCard) -> QualityModel:
+    """The card's encoder (``encoder`` + ``encoder_args``) and method, heads as initialised (no weights loaded)."""
+    model = METHODS.get(card.method)(create_encoder(card.encoder, **card.encoder_args), card)
+    model.card = card  # type: ignore[assignment]
+    return model
+
+
 def create_model(name_or_path: str, device: str | torch.device = "cpu", load_weights: bool = True) -> QualityModel:
     """Build a model from its card and load its trained weights (strictly, from safetensors).
 
@@ -90,9 +97,7 @@ def create_model(name_or_path: str, device: str | torch.device = "cpu", load_wei
         load_weights: False to keep the heads as initialised (for training from scratch).
     """
     card = resolve_card(name_or_path)
-    encoder = create_encoder(card.encoder)
-    model = METHODS.get(card.method)(encoder, card)
-    model.card = card  # type: ignore[assignment]
+    model = build_model_from_card(card)
     path = weights_path(card) if load_weights else None
     if path is not None:
         if not path.is_file():

@@ -30,6 +30,10 @@ Choices where the paper is vague (see docs/methods.md):
 * ``adapter``: optional zero-initialised residual linear maps on the image and text embeddings, so that a
   head over a frozen encoder (the lite cards) has something to train; off in the paper's (clip) cards, where
   the whole CLIP is fine-tuned instead.
+* ``project_in_head``: the features stop at the encoder's summaries (``EncoderOutput.summary``) and the head
+  applies the encoder's joint-space projections, so the projections train even over cached features (the
+  default ``agiqa-lite``; see ``agiqa.encoders.lite``). The projection is linear, so projecting the mean
+  patch summary equals averaging the projected patches.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from agiqa.encoders.base import DualEncoder
+from agiqa.encoders.base import DualEncoder, EncoderOutput
 from agiqa.models._builder import build_from_card
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
@@ -102,6 +106,7 @@ class TSPMGS(QualityModel):
         logit_scale: Multiplier of the similarities before the softmax of eq. 3.
         learn_logit_scale: Whether ``logit_scale`` is trained.
         adapter: Zero-initialised residual linear maps on the image and text embeddings.
+        project_in_head: Cache encoder summaries and apply the (trainable) projections in the head.
     """
 
     def __init__(
@@ -116,6 +121,7 @@ class TSPMGS(QualityModel):
         logit_scale: float = 1.0,
         learn_logit_scale: bool = False,
         adapter: bool = False,
+        project_in_head: bool = False,
     ) -> None:
         super().__init__(encoder, dimensions)
         self.default_loss = "mae"
@@ -134,6 +140,7 @@ class TSPMGS(QualityModel):
         self.kinds = kinds
         self.perception_prompts = PERCEPTION_PROMPTS[perception_form]
         self.n_patches, self.max_words = n_patches, max_words
+        self.projects_in_head = project_in_head
         self.alpha_fixed: dict[str, float] = {}
         self.alpha_logit = nn.ParameterDict()
         for name in names:
@@ -167,23 +174,25 @@ class TSPMGS(QualityModel):
         A plain ``(B, 3, S, S)`` batch (no patches) is accepted; the image then stands in for its patches.
         """
         if pixel_values.dim() == 4:
-            pooled = self.encoder.encode_image(pixel_values).pooled
+            pooled = self._pooled(self.encoder.encode_image(pixel_values))
             return {"image_pooled": pooled, "patch_pooled": pooled}
         batch, views = pixel_values.shape[:2]
-        pooled = self.encoder.encode_image(pixel_values.flatten(0, 1)).pooled.view(batch, views, -1)
+        pooled = self._pooled(self.encoder.encode_image(pixel_values.flatten(0, 1))).view(batch, views, -1)
         return {"image_pooled": pooled[:, 0], "patch_pooled": pooled[:, 1:].mean(dim=1)}
 
     def text_features(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Level-prompt embeddings ``(B, L, D)`` per prompt kind in use and word embeddings ``(B, K, D)``."""
         batch, feats = len(prompts), {}
         if "perception" in self.kinds.values():
-            levels = self.encoder.encode_text(self.perception_prompts).pooled
+            levels = self._pooled(self.encoder.encode_text(self.perception_prompts))
             feats["levels_perception"] = levels.unsqueeze(0).expand(batch, -1, -1)
         if "alignment" in self.kinds.values():
             texts = alignment_level_prompts(list(prompts))
-            feats["levels_alignment"] = self.encoder.encode_text(texts).pooled.view(batch, len(ALIGNMENT_LEVELS), -1)
+            feats["levels_alignment"] = self._pooled(self.encoder.encode_text(texts)).view(
+                batch, len(ALIGNMENT_LEVELS), -1
+            )
         words = [prompt_words(p, self.max_words) for p in prompts]
-        pooled = self.encoder.encode_text([w for ws in words for w in ws]).pooled
+        pooled = self._pooled(self.encoder.encode_text([w for ws in words for w in ws]))
         table = pooled.new_zeros(batch, self.max_words, pooled.shape[-1])
         mask = torch.zeros(batch, self.max_words, dtype=torch.bool, device=pooled.device)
         start = 0
@@ -193,7 +202,17 @@ class TSPMGS(QualityModel):
             start += len(ws)
         return {**feats, "words": table, "words_mask": mask}
 
-    def _adapt(self, x: torch.Tensor, adapter: nn.Linear | None) -> torch.Tensor:
+    def _pooled(self, out: EncoderOutput) -> torch.Tensor:
+        """What the features keep of an encoder output: the embedding, or its summary with ``project_in_head``."""
+        if not self.projects_in_head:
+            return out.pooled
+        if out.summary is None:
+            raise ValueError(f"tsp-mgs: project_in_head needs encoder summaries; {self.encoder.name} gives none")
+        return out.summary
+
+    def _adapt(self, x: torch.Tensor, adapter: nn.Linear | None, tower: str) -> torch.Tensor:
+        if self.projects_in_head:
+            x = self.encoder.project(x, tower)
         return x if adapter is None else x + adapter(x)
 
     def alpha(self, name: str) -> torch.Tensor | float:
@@ -204,16 +223,16 @@ class TSPMGS(QualityModel):
 
     def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Eq. 3-7 for every dimension."""
-        image = self._adapt(features["image_pooled"], self.image_adapter).unsqueeze(1)
-        patch = self._adapt(features["patch_pooled"], self.image_adapter).unsqueeze(1)
-        words = self._adapt(features["words"], self.text_adapter)
+        image = self._adapt(features["image_pooled"], self.image_adapter, "image").unsqueeze(1)
+        patch = self._adapt(features["patch_pooled"], self.image_adapter, "image").unsqueeze(1)
+        words = self._adapt(features["words"], self.text_adapter, "text")
         mask = features["words_mask"]
         w_image = masked_mean(cosine(image, words).unsqueeze(-1), mask).squeeze(-1)
         w_patch = masked_mean(cosine(patch, words).unsqueeze(-1), mask).squeeze(-1)
         scale = self.log_scale.exp()
         scores = {}
         for name, kind in self.kinds.items():
-            levels = self._adapt(features[f"levels_{kind}"], self.text_adapter)
+            levels = self._adapt(features[f"levels_{kind}"], self.text_adapter, "text")
             q_image = expected_level(scale * cosine(image, levels))
             q_patch = expected_level(scale * cosine(patch, levels))
             q_fine = (w_image + w_patch) / 2 * levels.shape[1]

@@ -52,6 +52,7 @@ from agiqa.encoders.base import DualEncoder, EncoderOutput
 from agiqa.models.base import QualityModel
 
 CACHE_ENV = "AGIQA_CACHE_DIR"
+ENCODER_FIELDS = ("tokens", "pooled", "mask", "summary")  # what EncoderMemo stores; part of its namespace
 ImageTransform = Callable[[Image.Image, str], Image.Image]
 """``transform(image, content_hash) -> image``: a view of an image (the hash seeds random views per image)."""
 
@@ -237,7 +238,7 @@ def _pad_first(tensor: torch.Tensor, length: int) -> torch.Tensor:
 
 def encoder_namespace(encoder: DualEncoder) -> str:
     """Cache namespace of the encoder's own outputs (``encode_image``), shared by every method."""
-    return "enc-" + _digest({"encoder": encoder.fingerprint})
+    return "enc-" + _digest({"encoder": encoder.fingerprint, "fields": ENCODER_FIELDS})
 
 
 class EncoderMemo:
@@ -276,6 +277,8 @@ class EncoderMemo:
                 item = {"tokens": out.tokens[j], "pooled": out.pooled[j]}
                 if out.mask is not None:
                     item["mask"] = out.mask[j]
+                if out.summary is not None:
+                    item["summary"] = out.summary[j]
                 new[unique[i]] = item
             self.store.put(new)
             found.update({k: {n: self.store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
@@ -285,6 +288,7 @@ class EncoderMemo:
             tokens=stacked["tokens"].to(device),
             pooled=stacked["pooled"].to(device),
             mask=stacked["mask"].to(device) if "mask" in stacked else None,
+            summary=stacked["summary"].to(device) if "summary" in stacked else None,
         )
 
 

@@ -32,11 +32,10 @@ from transformers import get_scheduler
 from agiqa.data.images import load_image
 from agiqa.data.sample import Dataset
 from agiqa.data.splits import load_splits
-from agiqa.encoders.factory import create_encoder
 from agiqa.eval import metrics as M
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
-from agiqa.models.registry import METHODS, resolve_card
+from agiqa.models.registry import build_model_from_card, resolve_card
 from agiqa.train import objectives as L
 from agiqa.train.cache import cached_image_features, cached_text_features, content_hash
 from agiqa.train.checkpoint import Checkpoint, save_model_folder, trainable_state
@@ -75,12 +74,13 @@ def model_card(config: TrainConfig) -> ModelCard:
     """The card of the model a config trains, named ``config.name``.
 
     ``model`` is a registered card name, or a mapping: a whole card, or ``card: NAME`` plus the keys to change
-    (``method_args`` are merged key by key).
+    (``method_args`` and ``encoder_args`` are merged key by key).
     """
     spec: dict[str, Any] = {"card": config.model} if isinstance(config.model, str) else dict(config.model)
     if "card" in spec:
         base = resolve_card(spec.pop("card")).to_dict()
-        spec = {**base, **spec, "method_args": {**base.get("method_args", {}), **spec.get("method_args", {})}}
+        merged = {key: {**base.get(key, {}), **spec.get(key, {})} for key in ("method_args", "encoder_args")}
+        spec = {**base, **spec, **merged}
         spec["weights"] = None
     spec.pop("name", None)
     try:
@@ -93,9 +93,7 @@ def build_model(config: TrainConfig) -> QualityModel:
     """The untrained model of a config (heads initialised from ``train.seed``)."""
     card = model_card(config)
     torch.manual_seed(config.train.seed)
-    model = METHODS.get(card.method)(create_encoder(card.encoder), card)
-    model.card = card  # type: ignore[assignment]
-    return model
+    return build_model_from_card(card)
 
 
 def apply_freeze(model: QualityModel, config: TrainConfig) -> bool:
@@ -115,6 +113,9 @@ def apply_freeze(model: QualityModel, config: TrainConfig) -> bool:
     if cached:
         model.encoder.requires_grad_(False)
         model.encoder.eval()
+        if getattr(model, "projects_in_head", False):  # the head applies them to cached summaries
+            for module in model.encoder.projection_modules():
+                module.requires_grad_(True)
     return cached
 
 
