@@ -51,7 +51,9 @@ class TinyDualEncoder(DualEncoder):
         tokens = self.text_block(self.words(padded.to(self.words.weight.device)))
         weights = mask.unsqueeze(-1).to(tokens)
         mean = (tokens * weights).sum(1) / weights.sum(1).clamp_min(1)
-        return EncoderOutput(tokens=tokens, pooled=self.text_projection(mean), mask=mask.to(tokens.device), summary=mean)
+        return EncoderOutput(
+            tokens=tokens, pooled=self.text_projection(mean), mask=mask.to(tokens.device), summary=mean
+        )
 
     def project(self, summary: torch.Tensor, tower: str) -> torch.Tensor:
         return self.image_projection(summary) if tower == "image" else self.text_projection(summary)

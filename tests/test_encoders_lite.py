@@ -130,7 +130,9 @@ def test_multilevel_summary_is_what_pooled_projects(lite_multilevel: LiteEncoder
     torch.testing.assert_close(enc.project(out.summary, "image"), out.pooled)
     torch.testing.assert_close(enc.project(text.summary, "text"), text.pooled)
     # 14 layer-normalised blocks of unit norm, then the unit-norm semantic part
-    torch.testing.assert_close(out.summary[:, : enc.stats_dim].norm(dim=-1), torch.full((3,), 14**0.5), rtol=1e-3, atol=0)
+    torch.testing.assert_close(
+        out.summary[:, : enc.stats_dim].norm(dim=-1), torch.full((3,), 14**0.5), rtol=1e-3, atol=0
+    )
     torch.testing.assert_close(out.summary[:, enc.stats_dim :].norm(dim=-1), torch.ones(3))
 
 
@@ -162,7 +164,9 @@ def test_bridge_matches_real_images_to_their_own_prompts(lite_multilevel: LiteEn
     rows = table[table["name"].str.startswith(("midjourney", "sd1.5", "DALLE"))].groupby("prompt").head(1)
     rows = rows.sample(n=24, random_state=0)
     with torch.no_grad():
-        pixels = torch.stack([lite_multilevel.preprocess(Image.open(agiqa3k_root / "images" / n)) for n in rows["name"]])
+        pixels = torch.stack(
+            [lite_multilevel.preprocess(Image.open(agiqa3k_root / "images" / n)) for n in rows["name"]]
+        )
         images = torch.nn.functional.normalize(lite_multilevel.encode_image(pixels).pooled, dim=-1)
         texts = torch.nn.functional.normalize(lite_multilevel.encode_text(list(rows["prompt"])).pooled, dim=-1)
     sims = images @ texts.T
