@@ -62,3 +62,14 @@ def test_shipped_configs_parse_and_name_registered_cards(path: Path) -> None:
 
     card = model_card(TrainConfig.from_yaml(path))
     assert card.dimensions and card.method
+
+
+def test_encoder_args_reach_the_encoder_and_bad_ones_name_the_card(tmp_path: Path) -> None:
+    from agiqa.train.trainer import build_model
+
+    section = {"card": "tsp-mgs-lite", "encoder_args": {"image_size": 256}}
+    model = build_model(TrainConfig.from_dict({"name": "x", "model": section}, source="cfg.yaml"))
+    assert model.encoder.image_size == 256 and model.card.encoder_args == {"image_size": 256}
+    bad = {"card": "tsp-mgs-lite", "encoder_args": {"pooling_mode": "max"}}
+    with pytest.raises(ValueError, match="encoder_args .*pooling_mode"):
+        build_model(TrainConfig.from_dict({"name": "x", "model": bad}, source="cfg.yaml"))

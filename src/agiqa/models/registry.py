@@ -83,7 +83,13 @@ def resolve_card(name_or_path: str) -> ModelCard:
 
 def build_model_from_card(card: ModelCard) -> QualityModel:
     """The card's encoder (``encoder`` + ``encoder_args``) and method, heads as initialised (no weights loaded)."""
-    model = METHODS.get(card.method)(create_encoder(card.encoder, **card.encoder_args), card)
+    try:
+        encoder = create_encoder(card.encoder, **card.encoder_args)
+    except TypeError as err:
+        raise ValueError(
+            f"{card.source or card.name}: encoder_args {card.encoder_args} do not fit {card.encoder!r}: {err}"
+        ) from None
+    model = METHODS.get(card.method)(encoder, card)
     model.card = card  # type: ignore[assignment]
     return model
 

@@ -23,8 +23,9 @@ Namespaces and keys of level 1:
   a Stable Preference weak view ...), or SHA-1 of the prompt text.
 
 Because the image tower's projection into the joint space is part of ``encode_image``, a cached run trains
-the heads over a *fixed* projection (the encoder is entirely frozen in cached mode). Train with
-``train.cache: off`` to tune the projections or encoder layers.
+the heads over a *fixed* projection (the encoder is entirely frozen in cached mode), unless the model keeps the
+encoder's summaries and projects them in its head (TSP-MGS ``project_in_head``): then the projections train
+too. Train with ``train.cache: off`` to tune encoder layers.
 
 Storage: safetensors shards ``<root>/<namespace>/shard-*.safetensors``; tensor ``"<item key>/<feature>"``.
 Floating features are stored as float16 and always returned after that round trip, so a run that filled the
