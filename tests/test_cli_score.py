@@ -82,6 +82,25 @@ def test_input_table_paths_resolve_against_folders_and_the_table(model_dir: Path
     assert "not found" in frame["error"][3]
 
 
+def test_extra_input_columns_are_copied_and_clashes_refused(model_dir: Path, images: Path, tmp_path: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    pd.DataFrame(
+        {"id": ["a1", "b2"], "image": ["img_001.jpg", "img_002.jpg"], "prompt": ["a dog", "a cat"], "seed": [7, 8]}
+    ).to_json(table, orient="records", lines=True)
+    out = tmp_path / "s.csv"
+    code, output = _run("score", images, "--input", table, "--model", model_dir, "--out", out)
+    assert code == 0, output
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(frame.columns[:4]) == ["image", "prompt", "id", "seed"]
+    assert frame["id"].tolist() == ["a1", "b2"] and frame["seed"].tolist() == ["7", "8"]
+    assert frame["quality"].astype(float).notna().all()
+    pd.DataFrame({"image": ["img_001.jpg"], "prompt": ["a dog"], "error": ["old"]}).to_csv(table.with_suffix(".csv"))
+    code, output = _run(
+        "score", images, "--input", table.with_suffix(".csv"), "--model", model_dir, "--out", out, "--overwrite"
+    )
+    assert code == 2 and "'error'" in output and "rename" in output
+
+
 def test_bad_arguments_exit_2_with_a_reason(model_dir: Path, images: Path, tmp_path: Path) -> None:
     table = tmp_path / "t.csv"
     table.write_text("path,prompt\na.jpg,x\n")

@@ -94,8 +94,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return frame.fillna("").astype(str)
 
 
-def read_item_table(path: str | Path) -> list[tuple[str, str]]:
-    """``(image, prompt)`` rows of an input table; the error names the file and the missing column."""
+def read_item_table(path: str | Path) -> tuple[list[tuple[str, str]], pd.DataFrame]:
+    """``(image, prompt)`` rows of an input table and its other columns (as text, same row order).
+
+    The error names the file and the missing column or the empty cell.
+    """
     frame = read_table(path)
     missing = [c for c in ("image", "prompt") if c not in frame.columns]
     if missing:
@@ -106,4 +109,5 @@ def read_item_table(path: str | Path) -> list[tuple[str, str]]:
     empty = frame.index[frame["image"].str.strip() == ""]
     if len(empty):
         raise ValueError(f"--input {path}: row {int(empty[0]) + 1} has an empty 'image' cell")
-    return list(zip(frame["image"].tolist(), frame["prompt"].tolist(), strict=True))
+    rows = list(zip(frame["image"].tolist(), frame["prompt"].tolist(), strict=True))
+    return rows, frame.drop(columns=["image", "prompt"]).reset_index(drop=True)

@@ -226,23 +226,29 @@ def iter_scores(
 # ----------------------------------------------------------------------------------------------- tables and files
 
 
-def output_columns(dimensions: Sequence[ScoreSpec]) -> list[str]:
-    """Columns of a score table: ``image, prompt, <one per dimension>, error, warning``."""
-    return ["image", "prompt", *(d.name for d in dimensions), "error", "warning"]
+def output_columns(dimensions: Sequence[ScoreSpec], extra: Sequence[str] = ()) -> list[str]:
+    """Columns of a score table: ``image, prompt, <extra input columns>, <one per dimension>, error, warning``."""
+    return ["image", "prompt", *extra, *(d.name for d in dimensions), "error", "warning"]
 
 
 def rows_to_frame(
-    rows: Sequence[Row], names: Sequence[str], prompts: Sequence[str], dimensions: Sequence[ScoreSpec]
+    rows: Sequence[Row],
+    names: Sequence[str],
+    prompts: Sequence[str],
+    dimensions: Sequence[ScoreSpec],
+    extra: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """A score table from rows (``names`` is what goes into the ``image`` column)."""
+    """A score table from rows (``names`` is what goes into the ``image`` column; ``extra`` columns are copied)."""
+    extra = pd.DataFrame(index=range(len(names))) if extra is None else extra
     data = {
         "image": [names[r.index] for r in rows],
         "prompt": [prompts[r.index] for r in rows],
+        **{c: [extra[c].iloc[r.index] for r in rows] for c in extra.columns},
         **{d.name: [r.scores[d.name] for r in rows] for d in dimensions},
         "error": [r.error for r in rows],
         "warning": [r.warning for r in rows],
     }
-    return pd.DataFrame(data, columns=output_columns(dimensions))
+    return pd.DataFrame(data, columns=output_columns(dimensions, list(extra.columns)))
 
 
 @dataclass(frozen=True)
@@ -332,6 +338,7 @@ def score_to_file(
     max_pixels: int = MAX_PIXELS,
     on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    extra: pd.DataFrame | None = None,
 ) -> RunSummary:
     """Score every item into ``out`` (csv / jsonl / parquet by extension), resuming an interrupted run.
 
@@ -349,6 +356,7 @@ def score_to_file(
         max_pixels: Larger images are refused.
         on_start: Called once with ``(total, already_done)``.
         on_progress: Called with the number of items of each scored batch.
+        extra: Further columns of the input table, one row per item, copied into ``out`` after ``prompt``.
 
     Returns:
         What was done.
@@ -364,6 +372,14 @@ def score_to_file(
         raise ValueError(f"got {len(images)} images, {len(prompts)} prompts and {len(names)} names; they must match")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if extra is not None:
+        if len(extra) != len(images):
+            raise ValueError(f"extra columns have {len(extra)} rows for {len(images)} images; they must match")
+        clash = sorted(set(extra.columns) & set(output_columns(model.dimensions)))
+        if clash:
+            raise ValueError(
+                f"input column(s) {clash} clash with the score table's own columns; rename them in the input table"
+            )
     if out.exists() and not overwrite:
         raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
     if not out.parent.is_dir():
@@ -411,7 +427,7 @@ def score_to_file(
             on_progress(len(rows))
 
     all_rows = [r for k in range(n_chunks) for r in done[k]]
-    write_table(rows_to_frame(all_rows, names, prompts, dims), out)
+    write_table(rows_to_frame(all_rows, names, prompts, dims, extra), out)
     shutil.rmtree(folder, ignore_errors=True)
     return RunSummary(
         total=len(all_rows),

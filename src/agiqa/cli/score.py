@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from agiqa.cli.app import app
 from agiqa.data.images import MAX_PIXELS
@@ -63,8 +66,10 @@ def _load_scorer(model: str | None, device: str):
         raise _fail(str(exc).strip("'\"")) from None
 
 
-def _collect(paths: list[Path], prompt: str | None, table: Path | None) -> tuple[list[str], list[Path], list[str]]:
-    """``(names, files, prompts)`` from positional paths and ``--prompt``, or from ``--input``."""
+def _collect(
+    paths: list[Path], prompt: str | None, table: Path | None
+) -> tuple[list[str], list[Path], list[str], pd.DataFrame | None]:
+    """``(names, files, prompts, extra columns)`` from positional paths and ``--prompt``, or from ``--input``."""
     from agiqa.io import read_item_table
     from agiqa.pipeline import find_images, resolve_image
 
@@ -78,18 +83,18 @@ def _collect(paths: list[Path], prompt: str | None, table: Path | None) -> tuple
                 f"not a folder: {', '.join(not_dirs)}"
             )
         try:
-            rows = read_item_table(table)
+            rows, extra = read_item_table(table)
         except (ValueError, FileNotFoundError) as exc:
             raise _fail(str(exc)) from None
         roots = [*paths, table.parent]
-        return [r[0] for r in rows], [resolve_image(r[0], roots) for r in rows], [r[1] for r in rows]
+        return [r[0] for r in rows], [resolve_image(r[0], roots) for r in rows], [r[1] for r in rows], extra
     if not paths:
         raise _fail("give images or folders to score, or --input TABLE with columns image, prompt")
     try:
         files = find_images(paths)
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from None
-    return [str(f) for f in files], files, [prompt or ""] * len(files)
+    return [str(f) for f in files], files, [prompt or ""] * len(files), None
 
 
 @app.command("score")
@@ -126,7 +131,7 @@ def score(
         table_format(out_path)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    names, files, prompts = _collect(images or [], prompt, table)
+    names, files, prompts, extra = _collect(images or [], prompt, table)
     if not files:
         raise _fail(
             f"no images found in {', '.join(map(str, images or []))} (extensions: {', '.join(IMAGE_EXTENSIONS)})"
@@ -165,6 +170,7 @@ def score(
                 max_pixels=max_pixels,
                 on_start=on_start,
                 on_progress=lambda n: progress.advance(task, n),
+                extra=extra,
             )
         except (FileExistsError, FileNotFoundError, ValueError) as exc:
             raise _fail(str(exc)) from None
