@@ -29,11 +29,16 @@ def _design(blocks: Sequence[np.ndarray], fit: Sequence[int]) -> np.ndarray:
     return np.hstack(parts)
 
 
-def ridge(x: np.ndarray, y: np.ndarray, fit: Sequence[int], out: Sequence[int], alpha: float) -> np.ndarray:
-    """Fit on rows ``fit`` (intercept unpenalised), predict rows ``out``."""
+def ridge(x: np.ndarray, y: np.ndarray, fit: Sequence[int], out: Sequence[int], alphas: Sequence[float]) -> np.ndarray:
+    """Fit on rows ``fit`` (intercept unpenalised) once per penalty; predictions of rows ``out``, one row per alpha.
+
+    One eigendecomposition of the fit rows' Gram matrix serves every penalty.
+    """
     xf, mean = x[fit], y[fit].mean()
-    coef = linalg.solve(xf @ xf.T + alpha * np.eye(len(fit)), y[fit] - mean, assume_a="pos")
-    return x[out] @ (xf.T @ coef) + mean
+    eigval, eigvec = linalg.eigh(xf @ xf.T)
+    projected = eigvec.T @ (y[fit] - mean)
+    cross = x[out] @ xf.T
+    return np.stack([cross @ (eigvec @ (projected / (eigval + a))) + mean for a in alphas])
 
 
 def tuned_ridge(
@@ -45,8 +50,9 @@ def tuned_ridge(
 ) -> tuple[np.ndarray, float]:
     """Test predictions and the penalty picked on ``validation`` = (fit rows, validation rows) within ``train``."""
     fit, val = validation
-    x_val = _design(blocks, fit)
+    candidates = ridge(_design(blocks, fit), y, fit, val, ALPHAS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.MetricWarning)
-        alpha = max(ALPHAS, key=lambda a: float(np.nan_to_num(M.srcc(ridge(x_val, y, fit, val, a), y[val]))))
-    return ridge(_design(blocks, train), y, train, test, alpha), alpha
+        scores = [float(np.nan_to_num(M.srcc(pred, y[val]))) for pred in candidates]
+    alpha = ALPHAS[int(np.argmax(scores))]
+    return ridge(_design(blocks, train), y, train, test, [alpha])[0], alpha

@@ -37,6 +37,8 @@ DEFAULT_ROOT = REPO.parent / "shared" / "data" / "agiqa3k"
 METHOD_CONFIGS = {
     "tsp-mgs": "configs/lite/tsp-mgs.yaml",
     "tsp-mgs-ml": "configs/lite/tsp-mgs-ml.yaml",
+    "tsp-mgs-ml-5patches": "configs/lite/tsp-mgs-ml-5patches.yaml",
+    "tsp-mgs-ml-nobridge": "configs/lite/tsp-mgs-ml-nobridge.yaml",
     "prefiqa": "configs/lite/prefiqa.yaml",
     "prefiqa-sp": "configs/lite/prefiqa-sp.yaml",
     "mint-iqa": "configs/lite/mint-iqa.yaml",

@@ -14,7 +14,8 @@
   - ``multilevel``: mean and standard deviation over positions of the last block of each of the six stages
     (24 ... 320 channels) and of the final map, each of the 14 vectors layer-normalised and scaled to unit
     norm (4096-d). Quality lives in low-level statistics that the last map averages away: a ridge over them
-    reached 0.78 AGIQA-3K quality SRCC against 0.71 for ``head`` (benchmarks/results/lite_features.md).
+    reached 0.773 AGIQA-3K quality SRCC against 0.707 for ``head`` at 224 px, 0.802 at 384 px
+    (benchmarks/results/lite_features.md).
 
   With ``imagenet_bridge`` the image summary also gets a *semantic* part in the text tower's space: the
   ImageNet class probabilities of the image (the network's own classifier) times MiniLM embeddings of the
