@@ -239,16 +239,16 @@ def rows_to_frame(
     extra: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """A score table from rows (``names`` is what goes into the ``image`` column; ``extra`` columns are copied)."""
-    extra = pd.DataFrame(index=range(len(names))) if extra is None else extra
+    columns = {} if extra is None else {c: extra[c].to_numpy() for c in extra.columns}
     data = {
         "image": [names[r.index] for r in rows],
         "prompt": [prompts[r.index] for r in rows],
-        **{c: [extra[c].iloc[r.index] for r in rows] for c in extra.columns},
+        **{c: [values[r.index] for r in rows] for c, values in columns.items()},
         **{d.name: [r.scores[d.name] for r in rows] for d in dimensions},
         "error": [r.error for r in rows],
         "warning": [r.warning for r in rows],
     }
-    return pd.DataFrame(data, columns=output_columns(dimensions, list(extra.columns)))
+    return pd.DataFrame(data, columns=output_columns(dimensions, list(columns)))
 
 
 @dataclass(frozen=True)
