@@ -47,12 +47,12 @@ def tuned_ridge(
     train: Sequence[int],
     test: Sequence[int],
     validation: tuple[Sequence[int], Sequence[int]],
-) -> tuple[np.ndarray, float]:
-    """Test predictions and the penalty picked on ``validation`` = (fit rows, validation rows) within ``train``."""
+) -> np.ndarray:
+    """Test predictions, the penalty picked on ``validation`` = (fit rows, validation rows) within ``train``."""
     fit, val = validation
     candidates = ridge(_design(blocks, fit), y, fit, val, ALPHAS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.MetricWarning)
         scores = [float(np.nan_to_num(M.srcc(pred, y[val]))) for pred in candidates]
     alpha = ALPHAS[int(np.argmax(scores))]
-    return ridge(_design(blocks, train), y, train, test, [alpha])[0], alpha
+    return ridge(_design(blocks, train), y, train, test, [alpha])[0]

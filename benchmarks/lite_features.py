@@ -26,7 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SPLITS = REPO / "benchmarks" / "splits" / "agiqa3k.json"
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "agiqa3k"
-STAGES = 7  # six stage ends + the final map, each giving a mean block and a std block
 
 
 @torch.no_grad()
@@ -48,7 +47,11 @@ def encode(images: list, prompts: list[str], size: int, cache: Path) -> dict[str
     unique = sorted(set(prompts))
     text = encoder.encode_text(unique).summary.numpy()
     index = {p: k for k, p in enumerate(unique)}
-    out = {"image": np.concatenate(rows), "prompt": text[[index[p] for p in prompts]], "stats_dim": encoder.stats_dim}
+    out = {
+        "image": np.concatenate(rows),
+        "prompt": text[[index[p] for p in prompts]],
+        "stats_widths": encoder.stats_widths,
+    }
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, **out)
     return out
@@ -56,11 +59,9 @@ def encode(images: list, prompts: list[str], size: int, cache: Path) -> dict[str
 
 def blocks(feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Named feature blocks cut from a summary (layout: ``agiqa.encoders.lite``)."""
-    image, stats_dim = feats["image"], int(feats["stats_dim"])
-    stats, sizes = image[:, :stats_dim], [24, 40, 80, 112, 192, 320, 1280]
-    edges = np.cumsum([0] + [s for size in sizes for s in (size, size)])
-    parts = [stats[:, edges[k] : edges[k + 1]] for k in range(2 * STAGES)]
-    semantic = image[:, stats_dim:]
+    image, edges = feats["image"], np.cumsum([0, *feats["stats_widths"]])
+    parts = [image[:, start:end] for start, end in zip(edges[:-1], edges[1:], strict=True)]  # mean, std per stage
+    semantic = image[:, edges[-1] :]
     prompt = feats["prompt"] / np.linalg.norm(feats["prompt"], axis=1, keepdims=True)
     return {
         "head_mean": parts[-2],
@@ -130,7 +131,7 @@ def main() -> None:
         for i, split in enumerate(splits):
             train = [row[x] for x in split.train]
             test = [row[x] for x in split.test]
-            pred, _ = tuned_ridge(x, labels[dim], train, test, carve_validation(table, train, 0.1, i))
+            pred = tuned_ridge(x, labels[dim], train, test, carve_validation(table, train, 0.1, i))
             scores.append(float(M.srcc(pred, labels[dim][test])))
         results.append({"dimension": dim, "features": label, "srcc_mean": np.mean(scores), "srcc_std": np.std(scores)})
         print(f"{dim:9s} {label:60s} {np.mean(scores):.4f} ± {np.std(scores):.4f}", flush=True)

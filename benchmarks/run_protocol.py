@@ -97,7 +97,7 @@ def run_ridge(dataset, splits) -> Path:
         rows = [row[x] for x in split.train]
         validation = carve_validation(table, rows, 0.1, i)
         test_rows = [row[t] for t in split.test]
-        preds = {dim: tuned_ridge(x, table.labels[dim], rows, test_rows, validation)[0] for dim, x in feats.items()}
+        preds = {dim: tuned_ridge(x, table.labels[dim], rows, test_rows, validation) for dim, x in feats.items()}
         result.train_seconds.append(time.perf_counter() - start)
         frame = pd.DataFrame({"image": list(split.test), **preds})
         _, test = split.apply(dataset)

@@ -17,6 +17,7 @@ from agiqa.encoders.factory import ENCODERS
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
 from agiqa.models.registry import METHODS
+from agiqa.train.config import TrainConfig
 
 SIZE = 16
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -112,6 +113,18 @@ def tiny_model_section() -> dict:
             {"name": "alignment", "low": 0, "high": 5, "needs_prompt": True},
         ],
     }
+
+
+def train_config(root: Path, name: str, val_fraction: float, **train: object) -> TrainConfig:
+    """A config training the tiny model on the tiny dataset, caching under ``root / "cache"``, quietly."""
+    return TrainConfig.from_dict(
+        {
+            "name": name,
+            "model": tiny_model_section(),
+            "data": {"dataset": "tiny", "root": str(root), "val_fraction": val_fraction},
+            "train": {"cache_dir": str(root / "cache"), "progress": False, **train},
+        }
+    )
 
 
 def make_dataset(root: Path, n_prompts: int = 6, per_prompt: int = 4, seed: int = 0) -> Dataset:

@@ -10,7 +10,6 @@ from PIL import Image
 
 import _train_tiny as tiny
 from agiqa.data.splits import make_splits
-from agiqa.train import TrainConfig
 from agiqa.train.data import hflip_center_crop, image_table, mos_pairs
 from agiqa.train.protocol import run_protocol, stored_splits, write_protocol
 
@@ -22,20 +21,7 @@ def data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_protocol_writes_mean_std_table(tmp_path: Path, data) -> None:
-    cfg = TrainConfig.from_dict(
-        {
-            "name": "tiny-protocol",
-            "model": tiny.tiny_model_section(),
-            "data": {"root": str(tmp_path), "val_fraction": 0.25},
-            "train": {
-                "epochs": 5,
-                "batch_size": 8,
-                "lr": 0.02,
-                "cache_dir": str(tmp_path / "cache"),
-                "progress": False,
-            },
-        }
-    )
+    cfg = tiny.train_config(tmp_path, "tiny-protocol", 0.25, epochs=5, batch_size=8, lr=0.02)
     splits = make_splits(data, n=2, test_ratio=0.34, seed=0)
     result = run_protocol(cfg, data, splits, robustness_ratios=(0.9,), progress=False)
     assert len(result.per_split) == 2 and len(result.train_seconds) == 2

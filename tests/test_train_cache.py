@@ -9,7 +9,7 @@ import torch
 
 import _train_tiny as tiny
 from agiqa.models.card import ModelCard
-from agiqa.train import TrainConfig, train
+from agiqa.train import train
 from agiqa.train.cache import FeatureStore, cached_image_features, image_namespace, text_namespace
 from agiqa.train.data import hflip_center_crop
 
@@ -21,20 +21,7 @@ def data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def run(tmp_path: Path, data, cache: str = "auto"):
-    cfg = TrainConfig.from_dict(
-        {
-            "name": "t",
-            "model": tiny.tiny_model_section(),
-            "data": {"root": str(tmp_path), "val_fraction": 0.0},
-            "train": {
-                "epochs": 2,
-                "batch_size": 4,
-                "cache_dir": str(tmp_path / "cache"),
-                "progress": False,
-                "cache": cache,
-            },
-        }
-    )
+    cfg = tiny.train_config(tmp_path, "t", 0.0, epochs=2, batch_size=4, cache=cache)
     return train(cfg, dataset=data)
 
 

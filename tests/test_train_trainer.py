@@ -22,21 +22,7 @@ def data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def config(tmp_path: Path, **train: object) -> TrainConfig:
-    return TrainConfig.from_dict(
-        {
-            "name": "tiny-run",
-            "model": tiny.tiny_model_section(),
-            "data": {"dataset": "tiny", "root": str(tmp_path), "val_fraction": 0.34},
-            "train": {
-                "epochs": 25,
-                "batch_size": 8,
-                "lr": 0.02,
-                "cache_dir": str(tmp_path / "cache"),
-                "progress": False,
-                **train,
-            },
-        }
-    )
+    return tiny.train_config(tmp_path, "tiny-run", 0.34, **{"epochs": 25, "batch_size": 8, "lr": 0.02, **train})
 
 
 def test_loss_goes_down(tmp_path: Path, data) -> None:
@@ -117,4 +103,3 @@ def test_projections_train_over_cached_summaries(tmp_path: Path, data) -> None:
     saved = load_file(str(tmp_path / "model" / "model.safetensors"))
     torch.testing.assert_close(saved["encoder.image_projection.weight"], after.detach())
     assert not any(k.startswith("encoder.image_tower") for k in saved)
-

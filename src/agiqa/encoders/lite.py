@@ -124,12 +124,11 @@ class LiteEncoder(LayerGroupEncoder):
         self.text_tower, self.tokenizer = _load_minilm()
         self.text_token_dim = self.text_tower.config.hidden_size
         generator = torch.Generator().manual_seed(seed)
-        stats_dim = EFFICIENTNET_CHANNELS
+        self.stats_widths = [EFFICIENTNET_CHANNELS]  # widths of the summary's statistics blocks, in order
         if pooling == "multilevel":
-            stats_dim = 2 * (
-                sum(self.image_tower._blocks[i]._block_args.output_filters for i in STAGE_ENDS) + stats_dim
-            )
-        self.stats_dim = stats_dim
+            channels = [self.image_tower._blocks[i]._block_args.output_filters for i in STAGE_ENDS]
+            self.stats_widths = [c for c in [*channels, EFFICIENTNET_CHANNELS] for _ in ("mean", "std")]
+        self.stats_dim = stats_dim = sum(self.stats_widths)
         self.image_projection = _seeded_linear(
             stats_dim + (self.text_token_dim if imagenet_bridge else 0), embed_dim, generator
         )
@@ -160,7 +159,9 @@ class LiteEncoder(LayerGroupEncoder):
         fmap = net._swish(net._bn1(net._conv_head(x)))
         mean = fmap.mean(dim=(2, 3))
         if self.pooling == "multilevel":
-            parts = [f(m) for m in [*stages, fmap] for f in (lambda m: m.mean(dim=(2, 3)), lambda m: m.std(dim=(2, 3)))]
+            parts = []
+            for m in [*stages, fmap]:
+                parts += [m.mean(dim=(2, 3)), m.std(dim=(2, 3))]
             summary = torch.cat([_standardise(p) for p in parts], dim=-1)
         else:
             summary = mean

@@ -24,7 +24,11 @@ class QualityModel(nn.Module):
     Attributes:
         encoder: The vision-language backbone.
         dimensions: What each output means (name, range, direction).
+        projects_in_head: The features stop at encoder summaries and ``forward_head`` applies
+            ``encoder.project``, so training keeps ``encoder.projection_modules()`` trainable over cached features.
     """
+
+    projects_in_head: bool = False
 
     def __init__(self, encoder: DualEncoder, dimensions: Sequence[ScoreSpec]) -> None:
         super().__init__()

@@ -113,7 +113,7 @@ def apply_freeze(model: QualityModel, config: TrainConfig) -> bool:
     if cached:
         model.encoder.requires_grad_(False)
         model.encoder.eval()
-        if getattr(model, "projects_in_head", False):  # the head applies them to cached summaries
+        if model.projects_in_head:
             for module in model.encoder.projection_modules():
                 module.requires_grad_(True)
     return cached
