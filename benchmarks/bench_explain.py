@@ -7,7 +7,7 @@
 CPU, after one warm-up, and writes ``benchmarks/results/explain_cost.{json,md}``.
 
 ``vqa`` reproduces MINT-IQA's explanation pipeline at CPU scale on the shared AGIQA-3K subset, split 0 of the
-committed grouped splits (``benchmarks/splits/agiqa3k.json``, prompts never on both sides):
+committed grouped splits (``src/agiqa/splits/agiqa3k.json``, prompts never on both sides):
 
 1. stage 1, the scoring branch: ``mint-iqa-lite`` trained with ``agiqa.train`` (L1 on quality + alignment MOS,
    encoder frozen, features cached) unless ``--scoring`` names a trained model folder;
@@ -34,9 +34,11 @@ from pathlib import Path
 
 import torch
 
+from agiqa.data.splits import shipped_splits
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SPLITS = ROOT / "benchmarks" / "splits" / "agiqa3k.json"
+SPLITS = shipped_splits("agiqa3k")
 DATA = Path(os.environ.get("AGIQA_SHARED_DATA", ROOT.parent / "shared" / "data")) / "agiqa3k"
 
 
@@ -103,7 +105,7 @@ def _scoring_model(args: argparse.Namespace, work: Path):
     """Stage 1: the trained MINT-IQA scoring branch (trained here when ``--scoring`` is not given)."""
     from agiqa.models.registry import create_model
     from agiqa.train.config import TrainConfig
-    from agiqa.train.trainer import train
+    from agiqa.train.loop import train
 
     if args.scoring:
         return create_model(args.scoring), {"scoring": args.scoring, "folder": args.scoring}
@@ -130,7 +132,7 @@ def _scoring_model(args: argparse.Namespace, work: Path):
 
 @torch.no_grad()
 def _branch_inputs(scoring, samples):
-    from agiqa.explain.tuning import BranchInputs
+    from agiqa.explain.instruct.tuning import BranchInputs
     from agiqa.train.cache import cached_image_features, cached_text_features
 
     img, _ = cached_image_features(scoring, [s.image for s in samples])
@@ -146,7 +148,7 @@ def _branch_inputs(scoring, samples):
 def _feedback(scoring, branch, inputs, train_samples, test_samples, dims, args) -> dict:
     """Table XIII "+ Reward": regressors over [scoring ; instruction-aware] representations, SRCC on the test side."""
     from agiqa.eval.metrics import plcc, srcc
-    from agiqa.explain.feedback import FeedbackRegressors, feedback_inputs, fit_feedback
+    from agiqa.explain.instruct.feedback import FeedbackRegressors, feedback_inputs, fit_feedback
 
     t0 = time.perf_counter()
     train_ids, test_ids = [s.image_id for s in train_samples], [s.image_id for s in test_samples]
@@ -180,13 +182,13 @@ def run_vqa(args: argparse.Namespace) -> dict:
     """Stage 1 + stage 2 with and without the zero-initialised connection, VQA accuracy on held-out images."""
     from agiqa.data import load_dataset
     from agiqa.data.splits import load_splits
-    from agiqa.explain.answer import DEFAULT_QFORMER
-    from agiqa.explain.instruct import AgiqaInstructionQFormer, InstructionBranch
-    from agiqa.explain.llm import load_smollm2
-    from agiqa.explain.qa import build_qa, fit_level_scales
-    from agiqa.explain.tuning import ask_levels, tune_branch
-    from agiqa.explain.vqa import answered_rate, majority_baseline, random_baseline, vqa_accuracy
-    from agiqa.models.qformer import QFormer
+    from agiqa.explain.instruct.answer import DEFAULT_QFORMER
+    from agiqa.explain.instruct.branch import AgiqaInstructionQFormer, InstructionBranch
+    from agiqa.explain.instruct.qa import build_qa, fit_level_scales
+    from agiqa.explain.instruct.tuning import ask_levels, tune_branch
+    from agiqa.explain.instruct.vqa import answered_rate, majority_baseline, random_baseline, vqa_accuracy
+    from agiqa.models.layers.qformer import QFormer
+    from agiqa.models.llm import load_smollm2
 
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir).expanduser()
@@ -265,7 +267,7 @@ def run_vqa(args: argparse.Namespace) -> dict:
         for q, d in (("quality", "quality"), ("correspondence", "alignment"))
     }
     result = {
-        "dataset": "agiqa3k (shared subset), split 0 of benchmarks/splits/agiqa3k.json",
+        "dataset": "agiqa3k (shared subset), split 0 of src/agiqa/splits/agiqa3k.json",
         "train_images": len(train_set.samples),
         "train_pairs": len(pairs),
         "kinds": args.kinds,
@@ -299,7 +301,7 @@ def run_feedback(args: argparse.Namespace) -> dict:
     """Redo only the feedback stage from the saved stage-1 model and ``branch-with``; merge it into the results."""
     from agiqa.data import load_dataset
     from agiqa.data.splits import load_splits
-    from agiqa.explain.answer import Answerer
+    from agiqa.explain.instruct.answer import Answerer
 
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir).expanduser()
@@ -344,7 +346,7 @@ def _vqa_markdown(r: dict) -> str:
     return (
         "# MINT-IQA explanation branch: VQA accuracy on held-out AGIQA-3K images (CPU)\n\n"
         f"`{cmd}`\n\n"
-        f"Split 0 of `benchmarks/splits/agiqa3k.json` (grouped by prompt): {r['train_images']} training images "
+        f"Split 0 of `src/agiqa/splits/agiqa3k.json` (grouped by prompt): {r['train_images']} training images "
         f"({r['train_pairs']} question-answer pairs of kinds {r['kinds']}), {r['eval_images']} held-out images asked "
         '"How is the quality of the image?" and "How is the correspondence between the image and its text '
         'prompt?" (alignment MOS). Levels bad/poor/fair/good/perfect = quintiles of the training MOS, so random '

@@ -8,7 +8,7 @@ Usage (from the repository root)::
 Writes ``benchmarks/results/score_throughput.{json,md}``. Three rates are measured in the same run, on the same
 images and model, after a warm-up:
 
-* **end-to-end**: ``agiqa.pipeline.score_to_file`` as ``agiqa score`` runs it: decode + preprocess in worker
+* **end-to-end**: ``agiqa.pipeline.resumable.score_to_file`` as ``agiqa score`` runs it: decode + preprocess in worker
   processes, batched model calls, chunked atomic output to a csv file.
 * **forward only**: the same batched model calls (image tower, text tower once per unique prompt of a batch, head)
   on tensors decoded and preprocessed beforehand; the ceiling the pipeline can reach.
@@ -38,7 +38,8 @@ import torch
 
 from agiqa.api import DEFAULT_MODEL, load
 from agiqa.data.images import load_image
-from agiqa.pipeline import default_workers, score_batch, score_to_file
+from agiqa.pipeline.engine import default_workers, score_batch
+from agiqa.pipeline.resumable import score_to_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("AGIQA_SHARED_DATA", ROOT.parent / "shared" / "data")) / "agiqa3k"

@@ -47,8 +47,8 @@ def main() -> None:
     from agiqa.data.images import load_image
     from agiqa.models.card import ModelCard
     from agiqa.models.tsp_mgs import TSPMGS
+    from agiqa.train.augment import hflip_center_crop, seeded_weak_view
     from agiqa.train.cache import FeatureStore, content_hash
-    from agiqa.train.data import hflip_center_crop, weak_view
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=Path, required=True)
@@ -70,7 +70,9 @@ def main() -> None:
     files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     robust = set(args.robust_list.read_text().split()) if args.robust_list else set()
     jobs = [(p, "orig", None) for p in files]
-    jobs += [(p, f"weak{i}-s0-a0.85-1.0", weak_view(i, (0.85, 1.0), 0)) for p in files for i in range(args.weak_views)]
+    jobs += [
+        (p, f"weak{i}-s0-a0.85-1.0", seeded_weak_view(i, (0.85, 1.0), 0)) for p in files for i in range(args.weak_views)
+    ]
     jobs += [
         (p, f"hflip+cc{r:.2f}", hflip_center_crop(r))
         for p in files

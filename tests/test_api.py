@@ -10,8 +10,7 @@ import torch
 from PIL import Image
 
 import agiqa
-from agiqa import api
-from agiqa.api import Scorer, load
+from agiqa.api import Scorer, load, scoring
 from scoring_fixtures import write_images, write_tiny_model
 
 
@@ -31,7 +30,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def test_load_default_goes_through_the_constant(monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> None:
-    monkeypatch.setattr(api, "DEFAULT_MODEL", str(model_dir))
+    monkeypatch.setattr(scoring, "DEFAULT_MODEL", str(model_dir))
     scorer = agiqa.load()
     assert scorer.name == "test-tiny"
     assert not scorer.model.training

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from agiqa.api import default_rank_dimension
 from agiqa.cli import app
-from agiqa.cli.score import default_rank_dimension
 from agiqa.models.card import ModelCard
 from agiqa.models.registry import CARDS, list_models
 from scoring_fixtures import write_images, write_tiny_model
@@ -118,9 +118,9 @@ def test_bad_arguments_exit_2_with_a_reason(model_dir: Path, images: Path, tmp_p
 def test_ctrl_c_keeps_the_chunks_and_says_how_to_resume(
     model_dir: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agiqa.pipeline
+    from agiqa.pipeline import resumable
 
-    real = agiqa.pipeline.score_to_file
+    real = resumable.score_to_file
 
     def interrupted(*args, on_progress=None, **kwargs):
         def press_ctrl_c(n: int) -> None:
@@ -128,13 +128,13 @@ def test_ctrl_c_keeps_the_chunks_and_says_how_to_resume(
 
         return real(*args, on_progress=press_ctrl_c, **kwargs)
 
-    monkeypatch.setattr(agiqa.pipeline, "score_to_file", interrupted)
+    monkeypatch.setattr(resumable, "score_to_file", interrupted)
     out = tmp_path / "s.csv"
     args = ("score", images, "--prompt", "x", "--model", model_dir, "--out", out, "--chunk-size", "2", "-b", "2")
     code, output = _run(*args, "--workers", "0")
     assert code == 130 and "rerun the same command to resume" in output
     assert not out.exists() and (tmp_path / "s.csv.partial" / "chunk-000000.jsonl").is_file()
-    monkeypatch.setattr(agiqa.pipeline, "score_to_file", real)
+    monkeypatch.setattr(resumable, "score_to_file", real)
     code, output = _run(*args)
     assert code == 0 and "resuming: 2 of 6" in output
 

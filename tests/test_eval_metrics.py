@@ -15,7 +15,10 @@ import pytest
 import torch
 from scipy import optimize, stats
 
+from agiqa.eval import logistic as L
 from agiqa.eval import metrics as M
+from agiqa.eval.bootstrap import bootstrap_ci
+from agiqa.eval.logistic import fit_logistic
 
 RNG = np.random.default_rng(1234)
 N = 97
@@ -189,20 +192,20 @@ def test_logistic_mapping_agrees_with_direct_curve_fit() -> None:
 
 
 def test_logistic_mapping_is_monotonic() -> None:
-    fitted = M.fit_logistic(PREDS, TARGET, "logistic5")
+    fitted = fit_logistic(PREDS, TARGET, "logistic5")
     grid = np.linspace(PREDS.min() - 1, PREDS.max() + 1, 500)
     assert np.all(np.diff(fitted(grid)) >= -1e-12)
     assert fitted.fallback_reason is None and fitted.kind == "logistic5"
 
 
 def test_logistic_fallback_to_linear_is_reported() -> None:
-    fitted = M.fit_logistic([1, 2, 3, 4], [1, 2, 2, 5], "logistic5")
+    fitted = fit_logistic([1, 2, 3, 4], [1, 2, 2, 5], "logistic5")
     assert fitted.kind == "linear" and "cannot determine 5 parameters" in fitted.fallback_reason
     with pytest.warns(M.MetricWarning, match="linear fit"):
         value = M.plcc([1, 2, 3, 4], [1, 2, 2, 5], mapping="logistic5")
     assert value == pytest.approx(M.plcc([1, 2, 3, 4], [1, 2, 2, 5]))
     with pytest.raises(M.MetricError, match="constant"):
-        M.fit_logistic([1, 1, 1, 1], [1, 2, 3, 4])
+        fit_logistic([1, 1, 1, 1], [1, 2, 3, 4])
 
 
 # ---------------------------------------------------------------------------------------------- degenerate input
@@ -265,9 +268,9 @@ def test_metric_value_is_a_float_that_survives_pickle_and_json() -> None:
 
 
 def test_bootstrap_is_seeded_and_brackets_the_value() -> None:
-    a = M.bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300, seed=3)
-    b = M.bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300, seed=3)
-    c = M.bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300, seed=4)
+    a = bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300, seed=3)
+    b = bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300, seed=3)
+    c = bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300, seed=4)
     assert a == b and a != c
     assert a.low < a.value < a.high and a.unit == "rows" and a.n_failed == 0
     assert a.value == pytest.approx(M.srcc(PREDS, TARGET))
@@ -275,7 +278,7 @@ def test_bootstrap_is_seeded_and_brackets_the_value() -> None:
 
 def test_bootstrap_matches_scipy_percentile_interval() -> None:
     """Sample-level resampling agrees with scipy.stats.bootstrap (paired, percentile) within Monte-Carlo error."""
-    ours = M.bootstrap_ci(M.plcc, PREDS, TARGET, n_resamples=1000, seed=0)
+    ours = bootstrap_ci(M.plcc, PREDS, TARGET, n_resamples=1000, seed=0)
     ref = stats.bootstrap(
         (PREDS, TARGET),
         lambda p, t: np.corrcoef(p, t)[0, 1],
@@ -290,11 +293,11 @@ def test_bootstrap_matches_scipy_percentile_interval() -> None:
 
 
 def test_bootstrap_over_groups_and_pairwise() -> None:
-    ci = M.bootstrap_ci(M.pairwise_accuracy, PREDS, TARGET, groups=GROUPS, n_resamples=200, pass_groups=True)
+    ci = bootstrap_ci(M.pairwise_accuracy, PREDS, TARGET, groups=GROUPS, n_resamples=200, pass_groups=True)
     assert ci.unit == "groups" and ci.low <= ci.value <= ci.high
     assert ci.value == pytest.approx(M.pairwise_accuracy(PREDS, TARGET, GROUPS))
-    wide = M.bootstrap_ci(M.srcc, PREDS[:20], TARGET[:20], n_resamples=300)
-    narrow = M.bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300)
+    wide = bootstrap_ci(M.srcc, PREDS[:20], TARGET[:20], n_resamples=300)
+    narrow = bootstrap_ci(M.srcc, PREDS, TARGET, n_resamples=300)
     assert (wide.high - wide.low) > (narrow.high - narrow.low)
 
 
@@ -302,21 +305,19 @@ def test_bootstrap_preference_pairs_over_groups() -> None:
     score_a, score_b = PREDS[:60], TARGET[:60]
     label = (RNG.uniform(size=60) < 0.7).astype(float)
     groups = np.repeat(np.arange(12), 5)
-    ci = M.bootstrap_ci(
-        M.preference_accuracy, score_a, score_b, label, groups=groups, n_resamples=100, pass_groups=True
-    )
+    ci = bootstrap_ci(M.preference_accuracy, score_a, score_b, label, groups=groups, n_resamples=100, pass_groups=True)
     assert ci.value == pytest.approx(M.preference_accuracy(score_a, score_b, label))
     assert ci.low < ci.value < ci.high and ci.unit == "groups"
     with pytest.raises(M.MetricError, match="differ in length"):
-        M.bootstrap_ci(M.preference_accuracy, score_a, score_b, label[:5])
+        bootstrap_ci(M.preference_accuracy, score_a, score_b, label[:5])
 
 
 def test_bootstrap_degenerate() -> None:
     with pytest.warns(M.MetricWarning, match="interval is undefined"):
-        ci = M.bootstrap_ci(M.srcc, [1, 1, 1, 1, 1], [1, 2, 3, 4, 5], n_resamples=50)
+        ci = bootstrap_ci(M.srcc, [1, 1, 1, 1, 1], [1, 2, 3, 4, 5], n_resamples=50)
     assert math.isnan(ci.low) and ci.n_failed == 50
     with pytest.raises(M.MetricError, match="`confidence`"):
-        M.bootstrap_ci(M.srcc, PREDS, TARGET, confidence=95)
+        bootstrap_ci(M.srcc, PREDS, TARGET, confidence=95)
 
 
 def test_docstring_examples_run() -> None:
@@ -329,15 +330,15 @@ def test_logistic5_jacobian_matches_finite_differences() -> None:
     x = np.linspace(-2, 2, 9)
     params = np.array([3.0, 1.7, 0.2, 0.4, 1.1])
     numeric = np.stack(
-        [optimize.approx_fprime(params, lambda b, xi=xi: M._logistic5(np.array([xi]), *b)[0], 1e-7) for xi in x]
+        [optimize.approx_fprime(params, lambda b, xi=xi: L._logistic5(np.array([xi]), *b)[0], 1e-7) for xi in x]
     )
-    assert M._logistic5_jac(x, *params) == pytest.approx(numeric, abs=1e-5)
+    assert L._logistic5_jac(x, *params) == pytest.approx(numeric, abs=1e-5)
 
 
 def test_group_bootstrap_keeps_copies_of_a_group_apart() -> None:
     """A prompt drawn twice must count as two prompts, else pairs would form across its copies."""
     groups = np.repeat(["a", "b", "c", "d", "e"], 4)
-    n_groups = M.bootstrap_ci(
+    n_groups = bootstrap_ci(
         lambda p, t, g: float(len(set(g))), PREDS[:20], TARGET[:20], groups=groups, n_resamples=50, pass_groups=True
     )
     assert n_groups.low == n_groups.high == 5.0

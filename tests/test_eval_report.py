@@ -54,9 +54,9 @@ def test_single_with_confidence_interval() -> None:
     assert report.format_cell(float("nan")) == "n/a"
 
 
-def test_write_table_csv_and_json(tmp_path: Path) -> None:
+def test_write_report_csv_and_json(tmp_path: Path) -> None:
     table = report.aggregate(PER_SPLIT)
-    csv_path, json_path = report.write_table(table, tmp_path / "out", extra={"dataset": "toy"})
+    csv_path, json_path = report.write_report(table, tmp_path / "out", extra={"dataset": "toy"})
     back = pd.read_csv(csv_path)
     assert back["mean"].tolist() == pytest.approx(table["mean"].tolist())
     doc = json.loads(json_path.read_text())  # strict JSON: NaN must have become null

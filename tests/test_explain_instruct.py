@@ -7,15 +7,15 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from agiqa.encoders.base import EncoderOutput
-from agiqa.explain.instruct import (
+from agiqa.explain.instruct.branch import (
     AgiqaInstructionQFormer,
     InstructionBranch,
     ZeroLinear,
     check_question,
     load_instructblip,
 )
-from agiqa.explain.llm import FrozenLLM
-from agiqa.models.qformer import QFormer
+from agiqa.models.layers.qformer import QFormer
+from agiqa.models.llm import FrozenLLM
 
 IMG_DIM, TXT_DIM, SCORE_DIM = 12, 10, 16
 
@@ -187,11 +187,11 @@ def test_instructblip_backend_from_tiny_random_config(bert_tokenizer, tmp_path):
 
 def test_tuning_asking_and_feedback_over_cached_inputs(bert_tokenizer):
     from agiqa.data.sample import Sample
-    from agiqa.explain.feedback import FeedbackRegressors, feedback_inputs, fit_feedback
-    from agiqa.explain.qa import LevelScale, build_qa
-    from agiqa.explain.tuning import BranchInputs, ask_levels, tune_branch
-    from agiqa.explain.vqa import vqa_accuracy
-    from agiqa.models.heads import PerDimensionHeads
+    from agiqa.explain.instruct.feedback import FeedbackRegressors, feedback_inputs, fit_feedback
+    from agiqa.explain.instruct.qa import LevelScale, build_qa
+    from agiqa.explain.instruct.tuning import BranchInputs, ask_levels, tune_branch
+    from agiqa.explain.instruct.vqa import vqa_accuracy
+    from agiqa.models.layers.heads import PerDimensionHeads
 
     llm = _tiny_llm(bert_tokenizer)
     branch = _branch(llm)
@@ -223,7 +223,7 @@ def test_answerer_refuses_bad_input_and_never_invents_a_level(bert_tokenizer, tm
     from PIL import Image
 
     from agiqa.explain import ExplainError
-    from agiqa.explain.answer import Answerer
+    from agiqa.explain.instruct.answer import Answerer
     from agiqa.models.card import ScoreSpec
     from agiqa.models.mint_iqa import MINTIQA
     from test_explain_structured import ToyEncoder
@@ -256,7 +256,7 @@ def test_answerer_refuses_bad_input_and_never_invents_a_level(bert_tokenizer, tm
 def test_smollm2_loads_offline_and_answers():
     import time
 
-    from agiqa.explain.llm import load_smollm2
+    from agiqa.models.llm import load_smollm2
 
     try:
         start = time.perf_counter()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agiqa.data.sample import Sample
-from agiqa.explain.qa import LevelScale, build_qa, fit_level_scales, level_question, qa_pairs
-from agiqa.explain.vqa import VQARecord, distill, majority_baseline, match, random_baseline, vqa_accuracy
+from agiqa.explain.instruct.qa import LevelScale, build_qa, fit_level_scales, level_question, qa_pairs
+from agiqa.explain.instruct.vqa import VQARecord, distill, majority_baseline, match, random_baseline, vqa_accuracy
 
 
 def _samples(n: int = 10) -> list[Sample]:

@@ -144,7 +144,7 @@ def test_cli_writes_json_text_and_heatmap(tmp_path, monkeypatch):
     import agiqa.api
     from agiqa.cli import app
 
-    monkeypatch.setattr(agiqa.api, "load", lambda name, device="cpu": agiqa.api.Scorer(ToyModel(ToyEncoder(), DIMS)))
+    monkeypatch.setattr(agiqa.api, "load", lambda name, **kwargs: agiqa.api.Scorer(ToyModel(ToyEncoder(), DIMS)))
     image = tmp_path / "img.png"
     _image((0, 1)).save(image)
     runner = CliRunner()

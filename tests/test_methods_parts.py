@@ -11,13 +11,13 @@ from PIL import Image
 
 from _tiny import TinyDualEncoder, tiny_images
 from agiqa.models.card import ScoreSpec
-from agiqa.models.fusion import BiCrossAttention, CrossAttentionPool
-from agiqa.models.heads import PerDimensionHeads, expected_level, masked_mean, pad_tokens
 from agiqa.models.ip_iqa import IPIQA, subject_of
-from agiqa.models.lora import apply_lora
+from agiqa.models.layers.fusion import BiCrossAttention, CrossAttentionPool
+from agiqa.models.layers.heads import PerDimensionHeads, expected_level, masked_mean, pad_tokens
+from agiqa.models.layers.lora import apply_lora
+from agiqa.models.layers.qformer import QFormer
 from agiqa.models.mint_iqa import MINTIQA
 from agiqa.models.pref_iqa import PrefIQA
-from agiqa.models.qformer import QFormer
 from agiqa.models.tsp_mgs import TSPMGS, patch_boxes, prompt_words
 
 DIMS = (ScoreSpec("quality"), ScoreSpec("alignment", needs_prompt=True))

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from agiqa.api import Scorer, load
-from agiqa.pipeline import find_images, iter_scores, partial_dir, resolve_image, score_to_file
+from agiqa.data.files import find_images, resolve_image
+from agiqa.pipeline.engine import iter_scores
+from agiqa.pipeline.resumable import partial_dir, score_to_file
 from scoring_fixtures import write_images, write_tiny_model
 
 
@@ -117,7 +119,7 @@ def test_existing_output_is_not_overwritten_by_default(scorer: Scorer, items, tm
     paths, prompts = items
     out = tmp_path / "s.csv"
     out.write_text("precious\n")
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="overwrite=True"):
         score_to_file(scorer.model, paths, prompts, out)
     assert out.read_text() == "precious\n"
     score_to_file(scorer.model, paths, prompts, out, overwrite=True)

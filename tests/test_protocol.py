@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import _train_tiny as tiny
-from agiqa.data.splits import make_splits
-from agiqa.train.data import hflip_center_crop, image_table, mos_pairs
-from agiqa.train.protocol import run_protocol, stored_splits, write_protocol
+from agiqa.data.splits import make_splits, stored_splits
+from agiqa.train.protocol import run_protocol, write_protocol
+from agiqa.train.selection import mos_pairs
+from agiqa.train.table import image_table
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +44,6 @@ def test_stored_splits_are_made_once_and_reused(tmp_path: Path, data) -> None:
     again = stored_splits(data, path, n=2)
     assert path.stat().st_mtime_ns == stamp and [s.test for s in first] == [s.test for s in again]
     assert not set(first[0].train) & set(first[0].test)
-
-
-def test_flip_and_centre_crop_view() -> None:
-    pixels = np.zeros((100, 200, 3), dtype=np.uint8)
-    pixels[:, :30] = 255  # white stripe on the left edge, 10 px of it outside a 0.9 centre crop
-    view = hflip_center_crop(0.9)(Image.fromarray(pixels))
-    assert view.size == (180, 90)
-    out = np.asarray(view)
-    assert out[:, -20:].min() == 255 and out[:, :-20].max() == 0  # flipped to the right, 20 px left
 
 
 def test_mos_pairs_are_same_prompt_and_balanced(data) -> None:

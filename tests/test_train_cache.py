@@ -10,8 +10,8 @@ import torch
 import _train_tiny as tiny
 from agiqa.models.card import ModelCard
 from agiqa.train import train
+from agiqa.train.augment import hflip_center_crop
 from agiqa.train.cache import FeatureStore, cached_image_features, image_namespace, text_namespace
-from agiqa.train.data import hflip_center_crop
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,26 @@
-"""``agiqa train`` on a tiny config, and its error for a bad config."""
+"""``agiqa train`` and ``agiqa protocol``: a tiny config, bad configs, ``--threads``, and the configs and splits that
+ship inside the package, used from a folder that is not the checkout (as an installed agiqa is)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
 import _train_tiny as tiny
 from agiqa.cli import app
 from agiqa.data.sample import Dataset
-from agiqa.train import trainer
+from agiqa.train import setup as train_setup
 
 
 def test_train_command_writes_a_model_folder(tmp_path: Path, monkeypatch) -> None:
     tiny.register()
     data = tiny.make_dataset(tmp_path / "images", n_prompts=3, per_prompt=3)
-    monkeypatch.setattr(trainer, "load_training_data", lambda config: data)  # no tiny reader registered
+    monkeypatch.setattr(train_setup, "load_training_data", lambda config: data)  # no tiny reader registered
     config = tmp_path / "run.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -28,8 +32,15 @@ def test_train_command_writes_a_model_folder(tmp_path: Path, monkeypatch) -> Non
             }
         )
     )
-    result = CliRunner().invoke(app, ["train", str(config), "--out", str(tmp_path / "out"), "--epochs", "1"])
+    threads = torch.get_num_threads()
+    args = ["train", str(config), "--out", str(tmp_path / "out"), "--epochs", "1", "--threads", "1"]
+    try:
+        result = CliRunner().invoke(app, args)
+        assert torch.get_num_threads() == 1, "--threads did not reach torch"
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "out" / "train_config.yaml").read_text())["train"]["num_threads"] == 1
     assert (tmp_path / "out" / "model.safetensors").is_file()
     assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["name"] == "tiny-cli"
     assert isinstance(data, Dataset)
@@ -41,3 +52,63 @@ def test_train_command_reports_bad_key(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", str(config)])
     assert result.exit_code == 2
     assert "train.epoch" in result.output and str(config) in result.output
+
+
+def agiqa3k_copy(root: Path, n_prompts: int = 3, per_prompt: int = 3) -> Path:
+    """A tiny dataset in AGIQA-3K's layout (``data.csv`` + ``images/``), read by the real ``agiqa3k`` reader."""
+    data = tiny.make_dataset(root / "images", n_prompts=n_prompts, per_prompt=per_prompt)
+    rows = [
+        {
+            "name": Path(s.image).name,
+            "prompt": s.prompt,
+            "mos_quality": s.labels["quality"],
+            "std_quality": 0.1,
+            "mos_align": s.labels["alignment"],
+            "std_align": 0.1,
+        }
+        for s in data.samples
+    ]
+    pd.DataFrame(rows).to_csv(root / "data.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with no checkout in it (no configs/, no benchmarks/) and a private feature cache."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("AGIQA_CACHE_DIR", str(tmp_path / "cache"))
+    return cwd
+
+
+def test_shipped_config_names_resolve_outside_the_checkout(elsewhere: Path) -> None:
+    missing = elsewhere / "no-data"
+    result = CliRunner().invoke(app, ["train", "lite/tsp-mgs", "--root", str(missing)])
+    assert result.exit_code == 1 and "does not exist" in result.output and str(missing) in result.output, result.output
+    result = CliRunner().invoke(app, ["train", "lite/tsp-mgz"])
+    assert result.exit_code == 2 and "Did you mean 'lite/tsp-mgs'" in result.output
+    result = CliRunner().invoke(app, ["protocol", "--method", "nosuch", "--dataset", "agiqa3k", "--root", "x"])
+    assert result.exit_code == 2 and "lite/nosuch" in result.output and "--config" in result.output
+
+
+@pytest.mark.slow
+def test_installed_train_and_protocol_run_from_another_folder(elsewhere: Path, tmp_path: Path) -> None:
+    root = agiqa3k_copy(tmp_path / "agiqa3k")
+    threads = torch.get_num_threads()
+    try:
+        args = ["train", "lite/ip-iqa", "--root", str(root), "--epochs", "1", "--out", "model", "--threads", "1"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert (elsewhere / "model" / "model.safetensors").is_file() and torch.get_num_threads() == 1
+        protocol = ["protocol", "--method", "ip-iqa", "--dataset", "agiqa3k", "--root", str(root), "--splits", "2"]
+        protocol += ["--out", "results", "--no-robustness"]
+        result = CliRunner().invoke(app, protocol)  # the shipped AGIQA-3K splits do not fit this tiny copy
+        assert result.exit_code == 2 and "--splits-file" in result.output, result.output
+        result = CliRunner().invoke(app, [*protocol, "--splits-file", "splits.json"])
+        assert result.exit_code == 0, result.output
+        assert (elsewhere / "results" / "protocol_ip-iqa_agiqa3k.md").is_file() and (
+            elsewhere / "splits.json"
+        ).is_file()
+    finally:
+        torch.set_num_threads(threads)

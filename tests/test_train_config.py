@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from agiqa.configs import find_config, shipped_configs
 from agiqa.train.config import ConfigError, TrainConfig
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -56,16 +55,23 @@ def test_replace_overrides_nested_keys(tmp_path: Path) -> None:
     assert cfg.data.limit is None
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_configs_parse_and_name_registered_cards(path: Path) -> None:
-    from agiqa.train.trainer import model_card
+@pytest.mark.parametrize("name", list(shipped_configs()))
+def test_shipped_configs_parse_and_name_registered_cards(name: str) -> None:
+    from agiqa.train.setup import model_card
 
-    card = model_card(TrainConfig.from_yaml(path))
+    card = model_card(TrainConfig.from_yaml(find_config(name)))
     assert card.dimensions and card.method
 
 
+def test_shipped_configs_are_found_by_name_and_a_wrong_name_lists_them() -> None:
+    assert {"lite/default", "lite/tsp-mgs", "tsp-mgs-clip-b32"} <= set(shipped_configs())
+    assert find_config("lite/tsp-mgs.yaml") == shipped_configs()["lite/tsp-mgs"]
+    with pytest.raises(FileNotFoundError, match="Did you mean 'lite/tsp-mgs'"):
+        find_config("lite/tsp-mgz")
+
+
 def test_encoder_args_reach_the_encoder_and_bad_ones_name_the_card(tmp_path: Path) -> None:
-    from agiqa.train.trainer import build_model
+    from agiqa.train.setup import build_model
 
     section = {"card": "tsp-mgs-lite", "encoder_args": {"image_size": 256}}
     model = build_model(TrainConfig.from_dict({"name": "x", "model": section}, source="cfg.yaml"))

@@ -12,7 +12,7 @@ import _train_tiny as tiny
 from agiqa.models.registry import create_model
 from agiqa.train import TrainConfig, train
 from agiqa.train import checkpoint as checkpoint_module
-from agiqa.train.trainer import build_model
+from agiqa.train.setup import build_model
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,15 @@
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "load": "agiqa.api",
-    "Scorer": "agiqa.api",
-    "ScoreResult": "agiqa.api",
-    "list_models": "agiqa.models.registry",
-    "create_model": "agiqa.models.registry",
-}
+_API = ("Scorer", "ScoreResult", "create_model", "list_models", "load")
 
 
 def __getattr__(name: str) -> object:
     # Lazy exports: `import agiqa` stays light (no torch) until the API is used.
-    if name in _LAZY:
-        import importlib
+    if name in _API:
+        from agiqa import api
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(api, name)
     raise AttributeError(f"module 'agiqa' has no attribute {name!r}")
 
 

@@ -14,11 +14,18 @@ class Registry(Generic[T]):
 
     Args:
         kind: What is registered ("model", "encoder backend" ...), used in error messages.
+        discover: Called before every lookup (not before registering) to register what is installed; it must
+            do its work once and return at once afterwards.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, discover: Callable[[], None] | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._discover = discover
+
+    def _ensure(self) -> None:
+        if self._discover is not None:
+            self._discover()
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers its argument under ``name``."""
@@ -30,13 +37,14 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, name: str, obj: T) -> None:
-        """Register ``obj`` under ``name``; registering a taken name is an error."""
-        if name in self._items and self._items[name] is not obj:
+        """Register ``obj`` under ``name``; registering a taken name for a different object is an error."""
+        if name in self._items and self._items[name] != obj:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = obj
 
     def get(self, name: str) -> T:
         """The object registered as ``name``."""
+        self._ensure()
         try:
             return self._items[name]
         except KeyError:
@@ -47,11 +55,13 @@ class Registry(Generic[T]):
             ) from None
 
     def __contains__(self, name: object) -> bool:
+        self._ensure()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._items))
+        return iter(self.names())
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
+        self._ensure()
         return sorted(self._items)

@@ -18,15 +18,13 @@ OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
 INPUT_FORMATS = (".csv", ".jsonl", ".parquet")
 
 
-def table_format(path: str | Path, allowed: tuple[str, ...] = OUTPUT_FORMATS, what: str = "--out") -> str:
-    """The extension of ``path`` (``.csv``, ``.jsonl``, ``.parquet``), or a ``ValueError`` naming ``what``."""
+def table_format(path: str | Path, allowed: tuple[str, ...] = OUTPUT_FORMATS) -> str:
+    """The extension of ``path`` (``.csv``, ``.jsonl``, ``.parquet``), or a ``ValueError`` naming the file."""
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
         suffix = ".jsonl"
     if suffix not in allowed:
-        raise ValueError(
-            f"{what} {path}: unsupported extension {suffix or '(none)'!r}; use one of {', '.join(allowed)}"
-        )
+        raise ValueError(f"{path}: unsupported extension {suffix or '(none)'!r}; use one of {', '.join(allowed)}")
     return suffix
 
 
@@ -82,9 +80,9 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a table as strings, keeping empty cells as ``""`` (so an empty prompt stays a prompt)."""
     path = Path(path)
-    fmt = table_format(path, INPUT_FORMATS, what="--input")
+    fmt = table_format(path, INPUT_FORMATS)
     if not path.is_file():
-        raise FileNotFoundError(f"--input {path}: no such file")
+        raise FileNotFoundError(f"{path}: no such file")
     if fmt == ".csv":
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     if fmt == ".jsonl":
@@ -103,11 +101,11 @@ def read_item_table(path: str | Path) -> tuple[list[tuple[str, str]], pd.DataFra
     missing = [c for c in ("image", "prompt") if c not in frame.columns]
     if missing:
         raise ValueError(
-            f"--input {path}: missing column(s) {missing}; the table needs columns 'image' and 'prompt' "
+            f"{path}: missing column(s) {missing}; the table needs columns 'image' and 'prompt' "
             f"(found {list(frame.columns)})"
         )
     empty = frame.index[frame["image"].str.strip() == ""]
     if len(empty):
-        raise ValueError(f"--input {path}: row {int(empty[0]) + 1} has an empty 'image' cell")
+        raise ValueError(f"{path}: row {int(empty[0]) + 1} has an empty 'image' cell")
     rows = list(zip(frame["image"].tolist(), frame["prompt"].tolist(), strict=True))
     return rows, frame.drop(columns=["image", "prompt"]).reset_index(drop=True)

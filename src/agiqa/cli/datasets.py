@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agiqa import api
 from agiqa.cli.app import app
-from agiqa.data.sample import Dataset, Problem
+from agiqa.cli.errors import FAILED, fail, message
 
 datasets_app = typer.Typer(help="List the benchmark readers and check a dataset on disk.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
@@ -23,12 +24,10 @@ SHOW_PER_KIND = 3
 @datasets_app.command("list")
 def list_command() -> None:
     """Show every registered dataset reader: its label dimensions, label kind and layout."""
-    from agiqa.data import list_datasets
-
     table = Table(title="agiqa datasets")
     for col in ("name", "dimensions", "labels", "options", "description"):
         table.add_column(col)
-    for info in list_datasets():
+    for info in api.list_datasets():
         table.add_row(
             info.name,
             ", ".join(info.dimensions) or "(from file)",
@@ -39,7 +38,7 @@ def list_command() -> None:
     console.print(table)
 
 
-def _summary(ds: Dataset) -> Table:
+def _summary(ds: api.Dataset) -> Table:
     table = Table(title=f"{ds.name} at {ds.root}")
     for col in ("what", "count", "min", "max", "mean"):
         table.add_column(col, justify="right" if col != "what" else "left")
@@ -58,8 +57,8 @@ def _summary(ds: Dataset) -> Table:
     return table
 
 
-def _problems(problems: list[Problem]) -> Table:
-    by_kind: dict[str, list[Problem]] = defaultdict(list)
+def _problems(problems: list[api.Problem]) -> Table:
+    by_kind: dict[str, list[api.Problem]] = defaultdict(list)
     for p in problems:
         by_kind[p.kind].append(p)
     table = Table(title=f"{len(problems)} problem(s)")
@@ -85,39 +84,34 @@ def validate_command(
     Exit code 0: usable (warnings may be listed). 1: unusable (a fatal problem, nothing loaded, no image could
     be opened, or any problem with --strict). 2: the name or an option is wrong.
     """
-    from agiqa.data import get_dataset, load_dataset
-
     try:
-        get_dataset(name)
+        api.get_dataset(name)
     except KeyError as err:
-        console.print(f"[red]error:[/red] {err.args[0]}")
-        raise typer.Exit(2) from None
+        raise fail(message(err)) from None
     kwargs: dict[str, object] = {"check_images": not labels_only}
     for item in option:
         key, sep, value = item.partition("=")
         if not sep:
-            console.print(f"[red]error:[/red] --option {item!r} is not KEY=VALUE")
-            raise typer.Exit(2)
+            raise fail(f"--option {item!r} is not KEY=VALUE")
         kwargs[key] = value
     try:
-        ds = load_dataset(name, root, **kwargs)
+        ds = api.load_dataset(name, root, **kwargs)
     except TypeError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+        raise fail(str(err)) from None
     except (OSError, ValueError) as err:
         console.print(f"[red]UNUSABLE:[/red] {err}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(FAILED) from None
     console.print(_summary(ds))
     if ds.problems:
         console.print(_problems(ds.problems))
     if not ds.usable:
         reason = "a fatal problem" if any(p.fatal for p in ds.problems) else "nothing was loaded"
         console.print(f"[red]UNUSABLE[/red]: {reason}.")
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
     verdict = f"usable with {len(ds.problems)} warning(s)" if ds.problems else "usable, no problems"
     console.print(f"[green]OK[/green]: {verdict}.")
     if strict and ds.problems:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 @app.command("mos")
@@ -127,14 +121,11 @@ def mos_command(
     screen: bool = typer.Option(True, "--screen/--no-screen", help="ITU-R BT.500 subject screening."),
 ) -> None:
     """MOS from raw ratings (MINT-IQA eq. 1-3): BT.500 screening, per-subject z-scores in [0, 100]."""
-    from agiqa.data.mos import check_ratings, mos_from_ratings
-
     try:
-        table = check_ratings(pd.read_csv(ratings), str(ratings))
-        result = mos_from_ratings(table, screen=screen)
+        table = api.check_ratings(pd.read_csv(ratings), str(ratings))
+        result = api.mos_from_ratings(table, screen=screen)
     except (OSError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
+        raise fail(str(err), FAILED) from None
     subjects = len(result.screening)
     console.print(
         f"{subjects} subjects, {len(result.mos)} images; rejected {len(result.rejected)} subject(s): "

@@ -9,30 +9,24 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from agiqa import api
 from agiqa.cli.app import app
+from agiqa.cli.errors import fail, message, stderr
 
 splits_app = typer.Typer(help="Grouped train/test splits stored as files.", no_args_is_help=True)
 app.add_typer(splits_app, name="splits")
 
 console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
-    return typer.Exit(code)
 
 
 def _load(name: str, root: Path) -> Any:
-    from agiqa.data import load_dataset
-
     try:
-        ds = load_dataset(name, root)
+        ds = api.load_dataset(name, root)
     except (KeyError, FileNotFoundError, ValueError, TypeError) as err:
-        raise _fail(str(err).strip("'\"")) from None
+        raise fail(message(err)) from None
     if ds.problems:
         counts = ", ".join(f"{n} {kind}" for kind, n in ds.problem_counts().items())
-        err_console.print(
+        stderr().print(
             "[yellow]"
             + escape(
                 f"{name}: {len(ds.problems)} problem(s) in the files ({counts}); "
@@ -45,15 +39,10 @@ def _load(name: str, root: Path) -> Any:
 
 
 def _read_predictions(path: Path) -> Any:
-    from agiqa.io import INPUT_FORMATS, read_table, table_format
-
     try:
-        table_format(path, INPUT_FORMATS, what="--pred")
-    except ValueError as err:
-        raise _fail(str(err)) from None
-    if not path.is_file():
-        raise _fail(f"--pred {path}: no such file")
-    return read_table(path)
+        return api.read_table(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise fail(f"--pred {message(err)}") from None
 
 
 def _report_matching(result: dict[str, Any], pred: Path) -> None:
@@ -89,20 +78,17 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
 ) -> None:
     """Score a predictions file against a dataset's labels: SRCC, KRCC, PLCC, RMSE (+ pairwise accuracy)."""
-    from agiqa.data.splits import SplitError, load_splits
-    from agiqa.eval import protocol, report
-
     frame = _read_predictions(pred)
     ds = _load(dataset, root)
     try:
         if splits is not None:
-            split_list = load_splits(splits, ds)
-            matched = protocol.match_predictions(frame, ds, dimension)
-            results = protocol.evaluate_on_splits(frame, ds, split_list, dimension)
+            split_list = api.load_splits(splits, ds)
+            matched = api.match_predictions(frame, ds, dimension)
+            results = api.evaluate_on_splits(frame, ds, split_list, dimension)
         else:
-            result = protocol.evaluate_predictions(frame, ds, dimension, n_boot=n_boot, seed=seed)
-    except (protocol.ProtocolError, SplitError) as err:
-        raise _fail(str(err)) from None
+            result = api.evaluate_predictions(frame, ds, dimension, n_boot=n_boot, seed=seed)
+    except (api.EvaluationError, api.SplitError) as err:
+        raise fail(str(err)) from None
     if splits is not None:
         summary = {
             "dataset": ds.name,
@@ -110,23 +96,20 @@ def evaluate(
             "notes": [f"repeat {r['repeat']}: {n}" for r in results for n in r["notes"]],
         }
         _report_matching(summary, pred)
-        table = report.aggregate([protocol.metric_table(r) for r in results])
-        console.print(
-            report.rich_table(table, title=f"{dataset}: test sides of {len(split_list)} splits ({splits.name})")
-        )
+        table = api.aggregate([api.metric_table(r) for r in results])
+        console.print(api.rich_table(table, title=f"{dataset}: test sides of {len(split_list)} splits ({splits.name})"))
         if out:
             per_split = [
-                {"repeat": r["repeat"], "n_matched": r["n_matched"], "metrics": protocol.metric_table(r)}
-                for r in results
+                {"repeat": r["repeat"], "n_matched": r["n_matched"], "metrics": api.metric_table(r)} for r in results
             ]
             extra = {**summary, "splits": str(splits), "per_split": per_split}
-            paths = report.write_table(table, out, extra=extra)
+            paths = api.write_report(table, out, extra=extra)
             console.print(escape("wrote " + ", ".join(map(str, paths))), highlight=False)
         return
     _report_matching(result, pred)
     ci = {d: row["ci"] for d, row in result["metrics"].items() if "ci" in row} if n_boot else None
-    table = report.single(protocol.metric_table(result), ci)
-    console.print(report.rich_table(table, title=f"{dataset}: {pred.name}"))
+    table = api.single(api.metric_table(result), ci)
+    console.print(api.rich_table(table, title=f"{dataset}: {pred.name}"))
     if n_boot:
         console.print(f"[dim]CI: percentile bootstrap over prompts, {n_boot} resamples, seed {seed}[/dim]")
     if out:
@@ -134,15 +117,13 @@ def evaluate(
 
 
 def _write_outputs(result: dict[str, Any], table: Any, frame: Any, ds: Any, out: Path) -> None:
-    from agiqa.eval import plots, protocol, report
-
-    paths = list(report.write_table(table, out, extra=result))
-    matched = protocol.match_predictions(frame, ds, list(result["metrics"]))
+    paths = list(api.write_report(table, out, extra=result))
+    matched = api.match_predictions(frame, ds, list(result["metrics"]))
     for dim in result["metrics"]:
-        p, t, _ = protocol.labelled_values(matched, ds, dim)
+        p, t, _ = api.labelled_values(matched, ds, dim)
         if p.size:
             paths.append(
-                plots.scatter_plot(p, t, out / f"scatter_{dim}.png", title=f"{ds.name} {dim}", ylabel=f"MOS ({dim})")
+                api.scatter_plot(p, t, out / f"scatter_{dim}.png", title=f"{ds.name} {dim}", ylabel=f"MOS ({dim})")
             )
     console.print(escape("wrote " + ", ".join(map(str, paths))), highlight=False)
 
@@ -157,14 +138,12 @@ def splits_make(
     seed: int = typer.Option(0, "--seed", help="Seed of the series."),
 ) -> None:
     """Make N seeded train/test splits grouped by prompt and save them as JSON."""
-    from agiqa.data.splits import SplitError, make_splits, save_splits
-
     ds = _load(name, root)
     try:
-        made = make_splits(ds, n=n, test_ratio=test_ratio, seed=seed)
-    except SplitError as err:
-        raise _fail(str(err)) from None
-    save_splits(made, out)
+        made = api.make_splits(ds, n=n, test_ratio=test_ratio, seed=seed)
+    except api.SplitError as err:
+        raise fail(str(err)) from None
+    api.save_splits(made, out)
     n_groups = len({s.group_id for s in ds.samples} | {p.group_id for p in ds.pairs})
     console.print(
         escape(

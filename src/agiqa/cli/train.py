@@ -1,82 +1,98 @@
-"""``agiqa train CONFIG.yaml`` and ``agiqa protocol --method M --dataset D --root PATH``."""
+"""``agiqa train CONFIG`` and ``agiqa protocol --method M --dataset D --root PATH``.
+
+``CONFIG`` is a YAML file or the name of a config that ships with agiqa (``lite/tsp-mgs``, ``lite/default``,
+``tsp-mgs-clip-b32`` ...), so an installed agiqa trains outside a checkout.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
 
+from agiqa import api
 from agiqa.cli.app import app
+from agiqa.cli.errors import FAILED, fail, message
+
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", min=1, help="Torch CPU threads (1 is fastest for small heads on busy cores).")
+]
 
 
 @app.command("train")
 def train_command(
-    config: Path = typer.Argument(..., help="Training config (YAML), e.g. configs/lite/default.yaml."),
-    out: Path = typer.Option(None, "--out", help="Model folder to write (default: runs/<config name>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint."),
-    root: Path = typer.Option(None, "--root", help="Override data.root of the config."),
-    epochs: int = typer.Option(None, "--epochs", help="Override train.epochs."),
-    seed: int = typer.Option(None, "--seed", help="Override train.seed."),
-    threads: int = typer.Option(
-        None, "--threads", help="Torch CPU threads (1 is fastest for small heads on busy cores)."
-    ),
+    config: Annotated[str, typer.Argument(help="Training config: a YAML file or a shipped name (lite/default ...).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Model folder to write (default: runs/<name>).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.")] = False,
+    root: Annotated[Path | None, typer.Option("--root", help="Override data.root of the config.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Override train.epochs.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override train.seed.")] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train a model; writes OUT/config.yaml + OUT/model.safetensors (load with `agiqa score --model OUT`)."""
-    from agiqa.train import TrainConfig, train
-    from agiqa.train.config import ConfigError
-
+    train_keys = {"epochs": epochs, "seed": seed, "num_threads": threads}
     try:
-        cfg = TrainConfig.from_yaml(config)
-        overrides = {
-            "data": {"root": str(root)} if root else {},
-            "train": {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None},
-        }
-        cfg = cfg.replace(**{k: v for k, v in overrides.items() if v})
-    except ConfigError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from None
-    out = out or Path("runs") / cfg.name
-    result = train(cfg, out_dir=out, resume=resume)
+        cfg = api.load_config(
+            config,
+            data={"root": str(root)} if root else {},
+            train={k: v for k, v in train_keys.items() if v is not None},
+        )
+    except (FileNotFoundError, api.ConfigError) as err:
+        raise fail(message(err)) from None
+    try:
+        result = api.train(cfg, out_dir=out or Path("runs") / cfg.name, resume=resume)
+    except (FileNotFoundError, api.DatasetError, api.SplitError) as err:
+        raise fail(message(err), FAILED) from None
+    except ValueError as err:  # the config does not fit the data or the model; the message names the key
+        raise fail(message(err)) from None
     best = f", best validation {result.best_val:.4f}" if result.best_val is not None else ""
     typer.echo(f"trained {cfg.name}: {result.steps} steps in {result.seconds:.1f} s{best}; wrote {result.out_dir}")
 
 
 @app.command("protocol")
 def protocol_command(
-    method: str = typer.Option(
-        ..., "--method", help="Method (tsp-mgs, prefiqa, mint-iqa, ip-iqa ...) or a config name."
-    ),
-    dataset: str = typer.Option(..., "--dataset", help="Dataset registry name, e.g. agiqa3k."),
-    root: Path = typer.Option(..., "--root", help="Folder the dataset was unpacked to."),
-    splits: int = typer.Option(10, "--splits", help="Number of grouped 4:1 splits."),
-    config: Path = typer.Option(None, "--config", help="Training config (default: configs/lite/<method>.yaml)."),
-    splits_file: Path = typer.Option(
-        None, "--splits-file", help="Stored splits (default: benchmarks/splits/<dataset>.json, made once)."
-    ),
-    out: Path = typer.Option(Path("benchmarks/results"), "--out", help="Folder of the result files."),
-    robustness: bool = typer.Option(True, "--robustness/--no-robustness", help="Flip + centre-crop report."),
-    threads: int = typer.Option(None, "--threads", help="Torch CPU threads."),
+    method: Annotated[str, typer.Option("--method", help="Method (tsp-mgs, prefiqa ...): uses config lite/<method>.")],
+    dataset: Annotated[str, typer.Option("--dataset", help="Dataset registry name, e.g. agiqa3k.")],
+    root: Annotated[Path, typer.Option("--root", help="Folder the dataset was unpacked to.")],
+    splits: Annotated[int, typer.Option("--splits", min=1, help="Number of grouped 4:1 splits.")] = 10,
+    config: Annotated[
+        str | None, typer.Option("--config", help="Training config file or shipped name (default: lite/<method>).")
+    ] = None,
+    splits_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--splits-file", help="Stored splits (default: those agiqa ships for the dataset, else made once in OUT)."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder of the result files.")] = Path("benchmarks/results"),
+    robustness: Annotated[bool, typer.Option("--robustness/--no-robustness", help="Flip + centre-crop report.")] = True,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train and test on stored grouped splits; writes protocol_<method>_<dataset>.{csv,json,md}."""
-    from rich.console import Console
-
-    from agiqa.data import load_dataset
-    from agiqa.eval.report import rich_table
-    from agiqa.train import TrainConfig
-    from agiqa.train.config import ConfigError
-    from agiqa.train.protocol import ROBUSTNESS_RATIOS, run_protocol, stored_splits, write_protocol
-
-    path = config or Path("configs/lite") / f"{method}.yaml"
     try:
-        cfg = TrainConfig.from_yaml(path).replace(
-            data={"dataset": dataset, "root": str(root)}, train={"num_threads": threads} if threads else {}
+        cfg = api.load_config(
+            config or api.method_config(method),
+            data={"dataset": dataset, "root": str(root)},
+            train={"num_threads": threads} if threads else {},
         )
-    except ConfigError as err:
-        typer.secho(f"error: {err} (give --config for a method without a configs/lite file)", fg="red", err=True)
-        raise typer.Exit(2) from None
-    data = load_dataset(dataset, root)
-    split_list = stored_splits(data, splits_file or Path("benchmarks/splits") / f"{dataset}.json", splits)
-    result = run_protocol(cfg, data, split_list, ROBUSTNESS_RATIOS if robustness else ())
-    json_path, md_path = write_protocol(result, out, f"protocol_{method}_{dataset}")
-    Console().print(rich_table(result.table, title=f"{cfg.name} on {dataset}"))
+    except (FileNotFoundError, api.ConfigError) as err:
+        raise fail(f"{message(err)} (give --config for a method without a shipped lite config)") from None
+    try:
+        data = api.load_dataset(dataset, root)
+    except KeyError as err:
+        raise fail(f"--dataset {message(err)}") from None
+    except (FileNotFoundError, api.DatasetError) as err:
+        raise fail(message(err), FAILED) from None
+    try:
+        split_list, _ = api.protocol_splits(data, splits, splits_file, out)
+    except api.SplitError as err:
+        raise fail(f"{message(err)} (give --splits-file to make splits for this copy of the data)") from None
+    try:
+        result = api.run_protocol(cfg, data, split_list, api.ROBUSTNESS_RATIOS if robustness else ())
+    except ValueError as err:  # the config does not fit the data or the model; the message names the key
+        raise fail(message(err)) from None
+    json_path, md_path = api.write_protocol(result, out, f"protocol_{method}_{dataset}")
+    Console().print(api.rich_table(result.table, title=f"{cfg.name} on {dataset}"))
     typer.echo(f"wrote {json_path} and {md_path}")

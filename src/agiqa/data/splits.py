@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,27 @@ __all__ = [
     "make_splits",
     "save_splits",
 ]
+
+
+def shipped_splits(dataset: str) -> Path | None:
+    """The splits of ``dataset`` that ship with agiqa (``agiqa/splits/<dataset>.json``), or None."""
+    path = Path(str(resources.files("agiqa.splits").joinpath(f"{dataset}.json")))
+    return path if path.is_file() else None
+
+
+def stored_splits(dataset: Dataset, path: str | Path, n: int = 10, seed: int = 0) -> list[Split]:
+    """The first ``n`` splits stored at ``path``, made with ``make_splits`` and written there when it is missing.
+
+    Raises:
+        SplitError: When the stored file does not fit the dataset or holds fewer than ``n`` splits.
+    """
+    path = Path(path)
+    if not path.is_file():
+        save_splits(make_splits(dataset, n=n, seed=seed), path)
+    splits = load_splits(path, dataset)
+    if len(splits) < n:
+        raise SplitError(
+            f"{path}: holds {len(splits)} splits, {n} asked; ask for at most {len(splits)}, or name a file that does "
+            f"not exist yet to make {n} afresh"
+        )
+    return splits[:n]

@@ -69,6 +69,10 @@ class DualEncoder(nn.Module, ABC):
     def encode_text(self, texts: Sequence[str]) -> EncoderOutput:
         """Tokenize and encode texts; text longer than ``max_text_tokens`` tokens is truncated."""
 
+    def text_token_counts(self, texts: Sequence[str]) -> list[int] | None:
+        """Tokens of each text before truncation (to compare with ``max_text_tokens``); None when not countable."""
+        return None
+
     @abstractmethod
     def freeze(self, fraction: float, tower: str = "both") -> None:
         """Freeze the first ``fraction`` (0..1) of the layers of ``tower`` (``image``, ``text`` or ``both``).

@@ -22,10 +22,11 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, CLIPModel
 
-from agiqa.encoders._common import PretrainedEncoder, load_pretrained, read_preprocessor_config, tokenize
 from agiqa.encoders.base import EncoderOutput
 from agiqa.encoders.factory import register_encoder
 from agiqa.encoders.preprocess import ImageTransform
+from agiqa.encoders.pretrained import PretrainedEncoder, load_pretrained, read_preprocessor_config
+from agiqa.encoders.tokenize import tokenize
 
 
 class CLIPEncoder(PretrainedEncoder):

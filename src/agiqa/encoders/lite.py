@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,11 +40,11 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from agiqa.encoders._common import parameters_digest, token_counts, tokenize
 from agiqa.encoders._freeze import LayerGroupEncoder
 from agiqa.encoders.base import EncoderOutput
 from agiqa.encoders.factory import register_encoder
 from agiqa.encoders.preprocess import ImageTransform
+from agiqa.encoders.tokenize import token_counts, tokenize
 
 EFFICIENTNET_CHANNELS = 1280
 MINILM_MAX_TOKENS = 256
@@ -87,6 +88,16 @@ def _seeded_linear(in_features: int, out_features: int, generator: torch.Generat
     with torch.no_grad():
         layer.weight.normal_(0.0, 1.0 / math.sqrt(in_features), generator=generator)
     return layer
+
+
+def parameters_digest(*modules: nn.Module) -> str:
+    """Short hash of the parameters of ``modules`` (for fingerprints of trainable parts)."""
+    digest = hashlib.sha1()
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 class LiteEncoder(LayerGroupEncoder):

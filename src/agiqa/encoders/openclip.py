@@ -19,11 +19,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from agiqa.encoders._common import download_allowed
 from agiqa.encoders._freeze import LayerGroupEncoder
 from agiqa.encoders.base import EncoderOutput
 from agiqa.encoders.factory import register_encoder
 from agiqa.encoders.preprocess import ImageTransform
+from agiqa.encoders.pretrained import download_allowed
 
 INSTALL_HINT = "the openclip encoder needs the optional open_clip package: pip install 'agiqa[openclip]'"
 

@@ -1,18 +1,15 @@
-"""Evaluation: metrics (functional and accumulating), protocols on stored splits, report tables and plots."""
+"""Evaluation: metrics (functional and accumulating), logistic mapping, bootstrap intervals, evaluating prediction
+tables against datasets, report tables and plots."""
 
+from agiqa.eval.bootstrap import ConfidenceInterval, bootstrap_ci
+from agiqa.eval.logistic import LogisticMapping, fit_logistic
 from agiqa.eval.metrics import (
     KRCC,
     PLCC,
     RMSE,
     SRCC,
-    ConfidenceInterval,
-    MetricError,
-    MetricValue,
-    MetricWarning,
     PairwiseAccuracy,
     PreferenceAccuracy,
-    bootstrap_ci,
-    fit_logistic,
     krcc,
     pairwise_accuracy,
     pairwise_accuracy_per_group,
@@ -22,6 +19,7 @@ from agiqa.eval.metrics import (
     rmse,
     srcc,
 )
+from agiqa.eval.values import MetricError, MetricValue, MetricWarning
 
 __all__ = [
     "KRCC",
@@ -29,6 +27,7 @@ __all__ = [
     "RMSE",
     "SRCC",
     "ConfidenceInterval",
+    "LogisticMapping",
     "MetricError",
     "MetricValue",
     "MetricWarning",

@@ -15,268 +15,53 @@ Degenerate input policy (the same for every metric):
 Every metric returns a :class:`MetricValue`: a ``float`` that also carries ``n``, ``n_dropped`` and
 ``reason``.
 
-Logistic mapping (PLCC / RMSE "after mapping"): VQEG's monotonic 5-parameter logistic
-``b1 * (0.5 - 1 / (1 + exp(b2 * (x - b3)))) + b4 * x + b5`` or the 4-parameter form
-``(b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2`` is fitted from ``preds`` to ``target`` with
-``scipy.optimize.curve_fit``. See :func:`fit_logistic` for the initial values, bounds and the fallback.
+PLCC and RMSE "after mapping" fit VQEG's logistic (``agiqa.eval.logistic``); bootstrap intervals of any of
+these functions are in ``agiqa.eval.bootstrap``.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
-MappingKind = Literal["logistic5", "logistic4"]
-MIN_SAMPLES = 3
-MAX_STEEPNESS = 50.0  # logistic slope bound, per standard deviation of the predictions
-MAX_FIT_EVALUATIONS = 1000
-
-
-class MetricError(ValueError):
-    """Inputs that no metric can be computed from (wrong lengths, shapes or label values)."""
-
-
-class MetricWarning(UserWarning):
-    """A metric dropped rows or could not be computed; the message says which and why."""
-
-
-class MetricValue(float):
-    """A metric's value: a ``float`` that also says how many samples it used and, when NaN, why.
-
-    Attributes:
-        n: Number of samples (or pairs) the value was computed from.
-        n_dropped: Number of rows dropped because an input was not finite.
-        reason: Why the value is NaN (None when it is a number).
-    """
-
-    n: int
-    n_dropped: int
-    reason: str | None
-
-    def __new__(cls, value: float, n: int = 0, n_dropped: int = 0, reason: str | None = None) -> MetricValue:
-        obj = super().__new__(cls, value)
-        obj.n, obj.n_dropped, obj.reason = n, n_dropped, reason
-        return obj
-
-    @classmethod
-    def undefined(cls, reason: str, n: int = 0, n_dropped: int = 0) -> MetricValue:
-        """A NaN value with its reason, announced by a :class:`MetricWarning`."""
-        warnings.warn(reason, MetricWarning, stacklevel=3)
-        return cls(float("nan"), n=n, n_dropped=n_dropped, reason=reason)
-
-    def __repr__(self) -> str:
-        extra = f", reason={self.reason!r}" if self.reason else ""
-        return f"MetricValue({float(self)!r}, n={self.n}{extra})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (MetricValue, (float(self), self.n, self.n_dropped, self.reason))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Input handling
-# ----------------------------------------------------------------------------------------------------------
-
-
-def to_numpy(x: Any, name: str) -> np.ndarray:
-    """Convert a list, array, pandas Series or torch tensor to a 1-D float64 array.
-
-    Args:
-        x: The values.
-        name: Argument name used in error messages.
-
-    Raises:
-        MetricError: When ``x`` is not one-dimensional (a trailing or leading size-1 axis is squeezed).
-    """
-    if hasattr(x, "detach"):  # torch tensor, without importing torch here
-        x = x.detach().cpu().double().numpy()
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise MetricError(f"`{name}` must hold numbers: {err}") from None
-    if arr.ndim > 1:
-        arr = arr.squeeze()
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise MetricError(f"`{name}` must be one-dimensional, got shape {np.shape(x)}")
-    return arr
-
-
-@dataclass(frozen=True)
-class _Checked:
-    preds: np.ndarray
-    target: np.ndarray
-    n_dropped: int
-    keep: np.ndarray
-
-
-def _check(preds: Any, target: Any, names: tuple[str, str] = ("preds", "target")) -> _Checked:
-    """Convert, check lengths and drop non-finite rows (with a warning giving the count)."""
-    p, t = to_numpy(preds, names[0]), to_numpy(target, names[1])
-    if p.shape != t.shape:
-        raise MetricError(
-            f"`{names[0]}` has {p.size} values but `{names[1]}` has {t.size}; they must be paired one to one"
-        )
-    keep = np.isfinite(p) & np.isfinite(t)
-    n_dropped = int(p.size - keep.sum())
-    if n_dropped:
-        warnings.warn(
-            f"dropped {n_dropped} of {p.size} rows where `{names[0]}` or `{names[1]}` is NaN or infinite",
-            MetricWarning,
-            stacklevel=3,
-        )
-    return _Checked(p[keep], t[keep], n_dropped, keep)
-
-
-def _degenerate(c: _Checked, names: tuple[str, str] = ("preds", "target")) -> str | None:
-    """Why a correlation of these inputs is undefined, or None when it is defined."""
-    n = c.preds.size
-    if n < MIN_SAMPLES:
-        return f"needs at least {MIN_SAMPLES} finite samples, got {n}"
-    for arr, name in zip((c.preds, c.target), names, strict=True):
-        if np.ptp(arr) == 0:
-            return f"`{name}` is constant ({arr[0]:g} for all {n} samples): correlation is undefined"
-    return None
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Logistic mapping
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _logistic5(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
-    return b1 * (0.5 - 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))) + b4 * x + b5
-
-
-def _logistic5_jac(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
-    s = 1.0 / (1.0 + np.exp(np.clip(b2 * (x - b3), -500, 500)))
-    d = s * (1.0 - s)
-    return np.stack([0.5 - s, b1 * d * (x - b3), -b1 * d * b2, x, np.ones_like(x)], axis=1)
-
-
-def _logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
-    return (b1 - b2) / (1.0 + np.exp(np.clip(-(x - b3) / (abs(b4) + 1e-12), -500, 500))) + b2
-
-
-@dataclass(frozen=True)
-class LogisticMapping:
-    """A fitted monotonic mapping from predicted scores to the MOS scale.
-
-    Attributes:
-        kind: ``logistic5``, ``logistic4``, or ``linear`` when the logistic fit failed.
-        params: Fitted parameters, for standardised inputs ``(x - x_mean) / x_scale``.
-        x_mean: Mean of the predictions used for standardisation.
-        x_scale: Standard deviation of the predictions used for standardisation.
-        direction: +1 when predictions increase with the target (by SRCC), else -1.
-        fallback_reason: Why the logistic fit was replaced by a linear fit (None when it was not).
-    """
-
-    kind: str
-    params: tuple[float, ...]
-    x_mean: float
-    x_scale: float
-    direction: float
-    fallback_reason: str | None = None
-
-    def __call__(self, x: Any) -> np.ndarray:
-        """Map predictions ``x`` to the target scale."""
-        z = self.direction * (to_numpy(x, "x") - self.x_mean) / self.x_scale
-        if self.kind == "logistic5":
-            return _logistic5(z, *self.params)
-        if self.kind == "logistic4":
-            return _logistic4(z, *self.params)
-        return self.params[0] * z + self.params[1]
-
-
-def fit_logistic(preds: Any, target: Any, kind: MappingKind = "logistic5") -> LogisticMapping:
-    """Fit VQEG's monotonic logistic mapping from ``preds`` to ``target`` (finite values only).
-
-    Choices (the VQEG report leaves them open):
-
-    * ``preds`` are standardised (z-scores) and oriented by the sign of their SRCC with ``target`` before the
-      fit, so that the initial values below suit any score scale and direction.
-    * Initial values: 5-param ``b1 = ptp(target), b2 = 1, b3 = 0, b4 = 0, b5 = mean(target)``;
-      4-param ``b1 = max(target), b2 = min(target), b3 = 0, b4 = 1`` (cf. pyiqa / DBCNN).
-    * Monotonicity is enforced with bounds (5-param: ``b1, b2, b4 >= 0``; 4-param: a fit with ``b1 < b2`` is
-      rejected), so the mapping cannot reorder predictions. The centre ``b3`` stays within the range of the
-      predictions and the steepness is at most ``MAX_STEEPNESS`` per standard deviation: without these bounds
-      small samples let the fit run towards a step function for many seconds.
-    * Fallback: when ``curve_fit`` fails (no convergence, too few samples for the parameters, non-finite
-      result), a least-squares line is used instead and ``fallback_reason`` says why.
-
-    Args:
-        preds: Predicted scores.
-        target: MOS.
-        kind: ``logistic5`` (default) or ``logistic4``.
-
-    Raises:
-        MetricError: For mismatched lengths, fewer than 3 finite samples or constant inputs.
-    """
-    if kind not in ("logistic5", "logistic4"):
-        raise MetricError(f"`kind` must be 'logistic5' or 'logistic4', got {kind!r}")
-    c = _check(preds, target)
-    reason = _degenerate(c)
-    if reason:
-        raise MetricError(f"cannot fit a logistic mapping: {reason}")
-    x, y = c.preds, c.target
-    direction = 1.0 if stats.spearmanr(x, y).statistic >= 0 else -1.0
-    x_mean, x_scale = float(x.mean()), float(x.std())
-    z = direction * (x - x_mean) / x_scale
-    lo, hi = float(z.min()), float(z.max())
-    if kind == "logistic5":
-        func: Callable[..., np.ndarray] = _logistic5
-        jac: Callable[..., np.ndarray] | str = _logistic5_jac
-        p0 = [np.ptp(y), 1.0, 0.0, 0.0, y.mean()]
-        bounds = ([0.0, 0.0, lo, 0.0, -np.inf], [np.inf, MAX_STEEPNESS, hi, np.inf, np.inf])
-    else:
-        func, jac, p0 = _logistic4, "2-point", [y.max(), y.min(), 0.0, 1.0]
-        bounds = ([-np.inf, -np.inf, lo, 1.0 / MAX_STEEPNESS], [np.inf, np.inf, hi, np.inf])
-    failure: str | None = None
-    if z.size <= len(p0):
-        failure = f"{z.size} samples cannot determine {len(p0)} parameters"
-    else:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optimize.OptimizeWarning)  # covariance: unused here
-                params, _ = optimize.curve_fit(func, z, y, p0=p0, bounds=bounds, jac=jac, max_nfev=MAX_FIT_EVALUATIONS)
-            if not np.all(np.isfinite(func(z, *params))):
-                failure = "the fitted curve is not finite"
-            elif kind == "logistic4" and params[0] < params[1]:
-                failure = "the fitted 4-parameter curve is decreasing (b1 < b2)"
-        except (RuntimeError, ValueError) as err:
-            failure = f"curve_fit failed: {err}"
-    if failure is None:
-        return LogisticMapping(kind, tuple(map(float, params)), x_mean, x_scale, direction)
-    slope, intercept = np.polyfit(z, y, 1)
-    return LogisticMapping("linear", (float(slope), float(intercept)), x_mean, x_scale, direction, failure)
-
+from agiqa.eval.logistic import MappingKind, fit_logistic
+from agiqa.eval.values import (
+    MIN_SAMPLES,
+    Checked,
+    MetricError,
+    MetricValue,
+    MetricWarning,
+    check,
+    degenerate,
+    groups_array,
+    to_numpy,
+)
 
 # ----------------------------------------------------------------------------------------------------------
 # Correlation and error metrics: private compute helpers
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _compute_srcc(c: _Checked) -> MetricValue:
-    reason = _degenerate(c)
+def _compute_srcc(c: Checked) -> MetricValue:
+    reason = degenerate(c)
     if reason:
         return MetricValue.undefined(f"SRCC {reason}", c.preds.size, c.n_dropped)
     return MetricValue(stats.spearmanr(c.preds, c.target).statistic, c.preds.size, c.n_dropped)
 
 
-def _compute_krcc(c: _Checked) -> MetricValue:
-    reason = _degenerate(c)
+def _compute_krcc(c: Checked) -> MetricValue:
+    reason = degenerate(c)
     if reason:
         return MetricValue.undefined(f"KRCC {reason}", c.preds.size, c.n_dropped)
     return MetricValue(stats.kendalltau(c.preds, c.target).statistic, c.preds.size, c.n_dropped)
 
 
-def _mapped(c: _Checked, mapping: MappingKind | None) -> np.ndarray:
+def _mapped(c: Checked, mapping: MappingKind | None) -> np.ndarray:
     if mapping is None:
         return c.preds
     fitted = fit_logistic(c.preds, c.target, mapping)
@@ -289,8 +74,8 @@ def _mapped(c: _Checked, mapping: MappingKind | None) -> np.ndarray:
     return fitted(c.preds)
 
 
-def _compute_plcc(c: _Checked, mapping: MappingKind | None) -> MetricValue:
-    reason = _degenerate(c)
+def _compute_plcc(c: Checked, mapping: MappingKind | None) -> MetricValue:
+    reason = degenerate(c)
     if reason:
         return MetricValue.undefined(f"PLCC {reason}", c.preds.size, c.n_dropped)
     mapped = _mapped(c, mapping)
@@ -299,12 +84,12 @@ def _compute_plcc(c: _Checked, mapping: MappingKind | None) -> MetricValue:
     return MetricValue(stats.pearsonr(mapped, c.target).statistic, c.preds.size, c.n_dropped)
 
 
-def _compute_rmse(c: _Checked, mapping: MappingKind | None) -> MetricValue:
+def _compute_rmse(c: Checked, mapping: MappingKind | None) -> MetricValue:
     n = c.preds.size
     if n < MIN_SAMPLES:
         return MetricValue.undefined(f"RMSE needs at least {MIN_SAMPLES} finite samples, got {n}", n, c.n_dropped)
     if mapping is not None:
-        reason = _degenerate(c)
+        reason = degenerate(c)
         if reason:
             return MetricValue.undefined(f"RMSE after logistic mapping: {reason}", n, c.n_dropped)
     err = _mapped(c, mapping) - c.target
@@ -323,7 +108,7 @@ def srcc(preds: Any, target: Any) -> MetricValue:
         >>> round(srcc([1, 2, 3, 4], [1, 3, 2, 4]), 3)
         0.8
     """
-    return _compute_srcc(_check(preds, target))
+    return _compute_srcc(check(preds, target))
 
 
 def krcc(preds: Any, target: Any) -> MetricValue:
@@ -333,7 +118,7 @@ def krcc(preds: Any, target: Any) -> MetricValue:
         >>> round(krcc([1, 2, 3, 4], [1, 3, 2, 4]), 3)
         0.667
     """
-    return _compute_krcc(_check(preds, target))
+    return _compute_krcc(check(preds, target))
 
 
 def plcc(preds: Any, target: Any, mapping: MappingKind | None = None) -> MetricValue:
@@ -348,7 +133,7 @@ def plcc(preds: Any, target: Any, mapping: MappingKind | None = None) -> MetricV
         >>> round(plcc([1, 2, 3, 4], [2, 4, 6, 8]), 3)
         1.0
     """
-    return _compute_plcc(_check(preds, target), mapping)
+    return _compute_plcc(check(preds, target), mapping)
 
 
 def rmse(preds: Any, target: Any, mapping: MappingKind | None = "logistic5") -> MetricValue:
@@ -363,7 +148,7 @@ def rmse(preds: Any, target: Any, mapping: MappingKind | None = "logistic5") -> 
         >>> round(rmse([1, 2, 3], [1, 2, 5], mapping=None), 3)
         1.155
     """
-    return _compute_rmse(_check(preds, target), mapping)
+    return _compute_rmse(check(preds, target), mapping)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -380,21 +165,10 @@ class _Pairs:
     n_dropped: int = 0
 
 
-def _groups_array(groups: Any, n: int, name: str = "groups") -> np.ndarray:
-    if groups is None:
-        return np.full(n, "", dtype=object)
-    if hasattr(groups, "detach"):
-        groups = groups.detach().cpu().numpy()
-    g = np.asarray(list(groups), dtype=object)
-    if g.shape != (n,):
-        raise MetricError(f"`{name}` has {g.size} values but there are {n} scores; give one group id per score")
-    return g
-
-
 def _pairs_from_groups(preds: Any, target: Any, groups: Any) -> _Pairs:
     """All same-group pairs ``i < j`` with the MOS order as label (1.0 if ``target[i] > target[j]``)."""
-    c = _check(preds, target)
-    g = _groups_array(groups, c.keep.size)[c.keep]
+    c = check(preds, target)
+    g = groups_array(groups, c.keep.size)[c.keep]
     codes = pd.factorize(g)[0]  # integer codes: sorting them is much faster than sorting strings
     order = np.argsort(codes, kind="stable")
     sorted_g = codes[order]
@@ -411,7 +185,7 @@ def _pairs_from_groups(preds: Any, target: Any, groups: Any) -> _Pairs:
 
 
 def _explicit_pairs(score_a: Any, score_b: Any, label: Any, groups: Any = None) -> _Pairs:
-    c = _check(score_a, score_b, names=("score_a", "score_b"))
+    c = check(score_a, score_b, names=("score_a", "score_b"))
     lab = to_numpy(label, "label")
     if lab.size != c.keep.size:
         raise MetricError(f"`label` has {lab.size} values but there are {c.keep.size} pairs")
@@ -421,7 +195,7 @@ def _explicit_pairs(score_a: Any, score_b: Any, label: Any, groups: Any = None) 
             f"`label` must be 1 (a preferred), 0 (b preferred) or 0.5 (tie); row {bad[0]} is {lab[bad[0]]!r}"
             f" ({bad.size} bad rows)"
         )
-    g = _groups_array(groups, c.keep.size)
+    g = groups_array(groups, c.keep.size)
     return _Pairs(c.preds, c.target, lab[c.keep], g[c.keep], c.n_dropped)
 
 
@@ -571,7 +345,7 @@ class SRCC(Metric):
     name, higher_is_better = "srcc", True
 
     def _compute_from(self, preds: np.ndarray, target: np.ndarray) -> MetricValue:
-        return _compute_srcc(_check(preds, target))
+        return _compute_srcc(check(preds, target))
 
 
 class KRCC(Metric):
@@ -580,7 +354,7 @@ class KRCC(Metric):
     name, higher_is_better = "krcc", True
 
     def _compute_from(self, preds: np.ndarray, target: np.ndarray) -> MetricValue:
-        return _compute_krcc(_check(preds, target))
+        return _compute_krcc(check(preds, target))
 
 
 class PLCC(Metric):
@@ -597,7 +371,7 @@ class PLCC(Metric):
         super().__init__()
 
     def _compute_from(self, preds: np.ndarray, target: np.ndarray) -> MetricValue:
-        return _compute_plcc(_check(preds, target), self.mapping)
+        return _compute_plcc(check(preds, target), self.mapping)
 
 
 class RMSE(Metric):
@@ -614,7 +388,7 @@ class RMSE(Metric):
         super().__init__()
 
     def _compute_from(self, preds: np.ndarray, target: np.ndarray) -> MetricValue:
-        return _compute_rmse(_check(preds, target), self.mapping)
+        return _compute_rmse(check(preds, target), self.mapping)
 
 
 class PairwiseAccuracy(Metric):
@@ -672,137 +446,17 @@ class PreferenceAccuracy(Metric):
 # ----------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConfidenceInterval:
-    """A metric with its percentile-bootstrap confidence interval.
-
-    Attributes:
-        value: The metric on the full data.
-        low: Lower bound.
-        high: Upper bound.
-        confidence: Coverage (0.95 for a 95% interval).
-        n_resamples: Resamples drawn.
-        n_failed: Resamples whose metric was NaN (e.g. a constant resample); they are left out of the bounds.
-        unit: ``groups`` when whole groups were resampled, else ``rows``.
-    """
-
-    value: float
-    low: float
-    high: float
-    confidence: float
-    n_resamples: int
-    n_failed: int
-    unit: str
-
-    def as_dict(self) -> dict[str, float | int | str]:
-        """Plain dict for JSON."""
-        return dict(self.__dict__)
-
-
-def bootstrap_ci(
-    metric: Callable[..., float],
-    *arrays: Any,
-    groups: Sequence[Any] | np.ndarray | None = None,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    pass_groups: bool = False,
-) -> ConfidenceInterval:
-    """Percentile-bootstrap confidence interval of ``metric(*arrays)``.
-
-    With ``groups`` the bootstrap resamples whole groups (prompts) with replacement, because images of one
-    prompt are not independent; without them it resamples rows. ``scipy.stats.bootstrap`` is not used
-    because it cannot resample clusters nor leave out degenerate resamples. Rows where any array is not
-    finite are dropped first. Resamples where the metric is NaN are counted in ``n_failed`` and left out; if
-    more than half fail, the bounds are NaN with a warning.
-
-    Args:
-        metric: A functional metric such as :func:`srcc` or ``functools.partial(plcc, mapping="logistic5")``.
-        *arrays: The metric's row-aligned inputs: ``preds, target``, or ``score_a, score_b, label`` for
-            :func:`preference_accuracy`.
-        groups: Group id (prompt) of each row, to resample groups instead of rows.
-        n_resamples: Number of resamples.
-        confidence: Coverage of the interval.
-        seed: Seed of the ``numpy.random.Generator``.
-        pass_groups: Call ``metric(*arrays, groups)`` (for the pairwise accuracies); a group drawn twice is
-            passed as two groups.
-
-    Example:
-        >>> ci = bootstrap_ci(srcc, [1, 2, 3, 4, 5, 6], [1, 3, 2, 4, 6, 5], n_resamples=200)
-        >>> ci.low <= ci.value <= ci.high
-        True
-    """
-    if not 0 < confidence < 1:
-        raise MetricError(f"`confidence` must be between 0 and 1, got {confidence}")
-    if n_resamples < 1:
-        raise MetricError(f"`n_resamples` must be at least 1, got {n_resamples}")
-    if not arrays:
-        raise MetricError("bootstrap_ci needs the metric's input arrays")
-    cols = [to_numpy(a, f"arrays[{k}]") for k, a in enumerate(arrays)]
-    if len({c.size for c in cols}) > 1:
-        raise MetricError(f"bootstrap_ci inputs differ in length: {[c.size for c in cols]}")
-    keep = np.logical_and.reduce([np.isfinite(c) for c in cols])
-    if not keep.all():
-        warnings.warn(f"dropped {int((~keep).sum())} rows with NaN or inf", MetricWarning, stacklevel=2)
-    cols = [c[keep] for c in cols]
-    g = None if groups is None else _groups_array(groups, keep.size)[keep]
-    if pass_groups and g is None:
-        raise MetricError("`pass_groups=True` needs `groups`")
-    unit = "rows" if g is None else "groups"
-    n = cols[0].size
-    if n < MIN_SAMPLES:
-        warnings.warn(f"bootstrap needs at least {MIN_SAMPLES} rows, got {n}", MetricWarning, stacklevel=2)
-        return ConfidenceInterval(float("nan"), float("nan"), float("nan"), confidence, 0, 0, unit)
-
-    def call(idx: np.ndarray, labels: np.ndarray | None) -> float:
-        picked = [c[idx] for c in cols]
-        return float(metric(*picked, labels) if pass_groups else metric(*picked))
-
-    rng = np.random.default_rng(seed)
-    draws: list[tuple[np.ndarray, np.ndarray | None]] = []
-    if g is not None:
-        codes = pd.factorize(g)[0]
-        members = [np.flatnonzero(codes == k) for k in range(codes.max() + 1)]
-        for _ in range(n_resamples):
-            picked = [members[k] for k in rng.integers(0, len(members), len(members))]
-            # A group drawn twice becomes two groups (no pairs across the copies).
-            labels = np.repeat(np.arange(len(picked)), [m.size for m in picked])
-            draws.append((np.concatenate(picked), labels))
-    else:
-        draws = [(rng.integers(0, n, n), None) for _ in range(n_resamples)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetricWarning)
-        full = call(np.arange(n), g)
-        values = np.array([call(idx, labels) for idx, labels in draws])
-    ok = values[np.isfinite(values)]
-    n_failed = int(values.size - ok.size)
-    if ok.size < max(1, values.size / 2):
-        warnings.warn(
-            f"bootstrap: {n_failed} of {n_resamples} resamples gave no value; interval is undefined",
-            MetricWarning,
-            stacklevel=2,
-        )
-        return ConfidenceInterval(full, float("nan"), float("nan"), confidence, n_resamples, n_failed, unit)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(ok, [alpha, 1 - alpha])
-    return ConfidenceInterval(full, float(low), float(high), confidence, n_resamples, n_failed, unit)
-
-
 __all__ = [
     "KRCC",
     "PLCC",
     "RMSE",
     "SRCC",
-    "ConfidenceInterval",
-    "LogisticMapping",
     "Metric",
     "MetricError",
     "MetricValue",
     "MetricWarning",
     "PairwiseAccuracy",
     "PreferenceAccuracy",
-    "bootstrap_ci",
-    "fit_logistic",
     "krcc",
     "pairwise_accuracy",
     "pairwise_accuracy_per_group",
@@ -811,5 +465,4 @@ __all__ = [
     "preference_accuracy_per_group",
     "rmse",
     "srcc",
-    "to_numpy",
 ]

@@ -14,7 +14,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from agiqa.eval.metrics import MappingKind, MetricError, MetricWarning, fit_logistic, plcc, srcc, to_numpy
+from agiqa.eval.logistic import MappingKind, fit_logistic
+from agiqa.eval.metrics import plcc, srcc
+from agiqa.eval.values import MetricError, MetricWarning, to_numpy
 
 
 def scatter_plot(

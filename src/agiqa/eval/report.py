@@ -1,4 +1,4 @@
-"""Aggregation of per-split metrics into mean ± std tables, rendered with rich, or written as CSV and JSON.
+"""Aggregation of per-split metrics into mean ± std tables, rendered with rich or markdown, or written as CSV and JSON.
 
 The long table has one row per (dimension, metric) with ``mean``, ``std`` (sample std, ``ddof=1``; undefined
 for a single split), ``n`` (splits with a finite value) and ``n_failed`` (splits where the metric was NaN;
@@ -32,7 +32,7 @@ def aggregate(results: Sequence[PerSplit]) -> pd.DataFrame:
     """Mean ± std over splits of every (dimension, metric).
 
     Args:
-        results: One ``{dimension: {metric: value}}`` per split (``agiqa.eval.protocol.metric_table``).
+        results: One ``{dimension: {metric: value}}`` per split (``agiqa.eval.evaluate.metric_table``).
 
     Returns:
         A long table with columns ``dimension, metric, mean, std, n, n_failed`` in first-seen order.
@@ -110,6 +110,15 @@ def rich_table(table: pd.DataFrame, title: str = "") -> Table:
     return out
 
 
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A small markdown table of a :func:`wide` frame (no ``tabulate`` dependency)."""
+    cols = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(idx), *map(str, row.tolist())]) + " |")
+    return "\n".join(lines)
+
+
 def _clean(obj: Any) -> Any:
     """JSON-safe copy: NaN and inf become null."""
     if isinstance(obj, float):
@@ -123,7 +132,7 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def write_table(
+def write_report(
     table: pd.DataFrame, out_dir: str | Path, stem: str = "metrics", extra: Mapping[str, Any] | None = None
 ) -> tuple[Path, Path]:
     """Write ``STEM.csv`` (long table) and ``STEM.json`` (rows plus ``extra``; NaN as null) to ``out_dir``.
@@ -140,4 +149,4 @@ def write_table(
     return csv_path, json_path
 
 
-__all__ = ["aggregate", "format_cell", "rich_table", "single", "wide", "write_table"]
+__all__ = ["aggregate", "format_cell", "markdown_table", "rich_table", "single", "wide", "write_report"]

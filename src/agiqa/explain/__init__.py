@@ -1,9 +1,8 @@
-"""Explanations of scores: structured (every model) and the MINT-IQA instruction branch (question answering).
+"""Explanations of scores: structured (every model) and the MINT-IQA instruction branch (``instruct``).
 
 * ``explain(model, image, prompt)`` — levels, alignment by phrase, quality by region (``structured``), with
   ``write_explanation`` saving the JSON, the text report and the heat-map PNG.
-* ``qa`` — question-answer pairs from labels (MINT-IQA Fig. 5); ``vqa`` — VQA accuracy (eq. 6-10);
-  ``instruct`` — the instruction-aware branch over a frozen LLM (``llm``).
+* ``agiqa.explain.instruct`` — MINT-IQA's trainable instruction-aware branch: questions and answers in words.
 """
 
 from __future__ import annotations
@@ -80,12 +79,9 @@ def explain(
     """
     prompt = prompt or ""
     needing = [d.name for d in model.dimensions if d.needs_prompt]
-    card = getattr(model, "card", None)
-    name = model_name or (card.name if card is not None else type(model).__name__)
+    name = model_name or model.name
     if needing and not prompt.strip():
-        raise ExplainError(
-            f"model {name!r} scores {', '.join(needing)} against the prompt; give the prompt (--prompt TEXT)"
-        )
+        raise ExplainError(f"model {name!r} scores {', '.join(needing)} against the prompt; give the prompt")
     decoded, image_name = open_image(image)
     return explain_image(
         model,

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from agiqa.data.prompts import segment_prompt
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
+from agiqa.models.prompts import segment_prompt
 
 LEVELS = ("bad", "poor", "fair", "good", "perfect")
 PHRASE_DIMENSIONS = ("alignment", "correspondence")

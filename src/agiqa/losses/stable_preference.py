@@ -1,8 +1,8 @@
 """Stable Preference (004): anti-interference loss over weak views and the two-step weighting.
 
 All losses are pure functions of scores. For a pair ``(I_a, I_b)`` the model scores the original images and
-``k`` weak views of each (``weak_views``); ``views_a`` / ``views_b`` hold them as ``(B, 1 + k)``, the original
-first.
+``k`` weak views of each (drawn by ``agiqa.train.augment``); ``views_a`` / ``views_b`` hold them as
+``(B, 1 + k)``, the original first.
 
     eq. 5-6  ``L_ai = -log(e^inter / (e^inter + e^intra))`` with
              ``inter = min(S_better) - max(S_worse)`` over all views,
@@ -21,12 +21,8 @@ Choices where the paper is vague (see docs/methods.md):
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 
 def _orient(
@@ -105,52 +101,3 @@ def stable_preference_loss(
     if step < switch_step:
         return (step1_weight(gap, b, tau) * total).mean()
     return (step2_weight(gap) * total).sum()
-
-
-def random_resized_box(
-    width: int, height: int, rng: np.random.Generator, area: tuple[float, float] = (0.85, 1.0)
-) -> tuple[int, int, int, int]:
-    """Crop box ``(left, top, right, bottom)``: area fraction uniform in ``area``, aspect ratio log-uniform in
-    [3/4, 4/3]; after 10 draws that do not fit, the whole image."""
-    if not 0 < area[0] <= area[1] <= 1:
-        raise ValueError(f"area={area} must satisfy 0 < low <= high <= 1")
-    for _ in range(10):
-        target = rng.uniform(*area) * width * height
-        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
-        w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
-        if 0 < w <= width and 0 < h <= height:
-            left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
-            return left, top, left + w, top + h
-    return 0, 0, width, height
-
-
-def weak_view(
-    image: Image.Image | torch.Tensor, rng: np.random.Generator, area: tuple[float, float] = (0.85, 1.0)
-) -> Image.Image | torch.Tensor:
-    """One weak view: horizontal flip with probability 1/2, then a random resized crop back to the input size.
-
-    The crop is ``random_resized_box`` (the usual random-resized-crop recipe).
-
-    Args:
-        image: A PIL image or a ``(C, H, W)`` tensor.
-        rng: Source of randomness (seed it for reproducible views).
-        area: Bounds of the crop area as a fraction of the image (0.85-1 in the paper).
-    """
-    is_pil = isinstance(image, Image.Image)
-    width, height = image.size if is_pil else (image.shape[-1], image.shape[-2])
-    flip = rng.random() < 0.5
-    box = random_resized_box(width, height, rng, area)
-    if is_pil:
-        out = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else image
-        return out.crop(box).resize((width, height), Image.Resampling.BICUBIC)
-    out = image.flip(-1) if flip else image
-    crop = out[..., box[1] : box[3], box[0] : box[2]]
-    return F.interpolate(crop.unsqueeze(0).float(), size=(height, width), mode="bilinear", align_corners=False)[0]
-
-
-def weak_views(
-    image: Image.Image | torch.Tensor, k: int = 3, seed: int = 0, area: tuple[float, float] = (0.85, 1.0)
-) -> list[Image.Image | torch.Tensor]:
-    """``k`` weak views of one image (3 in the paper), reproducible from ``seed``."""
-    rng = np.random.default_rng(seed)
-    return [weak_view(image, rng, area) for _ in range(k)]

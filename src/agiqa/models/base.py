@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from PIL import Image
 from torch import nn
 
 from agiqa.encoders.base import DualEncoder
-from agiqa.models.card import ScoreSpec
+from agiqa.models.card import ModelCard, ScoreSpec
 
 
 class QualityModel(nn.Module):
@@ -21,19 +22,38 @@ class QualityModel(nn.Module):
     first dimension is the batch; ``forward_head`` maps those tensors to scores. ``forward`` must not depend on
     batch size or order.
 
+    Scores are logits as they are: the pair objectives (``kl``, ``pairwise_ce``, Stable Preference) take the
+    softmax over exactly what ``forward_head`` returns for the two images of a pair, and nothing downstream
+    rescales them. A method whose scores need a temperature applies it in ``forward_head``, once (PrefIQA returns
+    ``logit_scale * cos``).
+
+    Everything below is the whole contract: the trainer, the scorer, the feature cache and the explanations
+    read these attributes and nothing else.
+
     Attributes:
         encoder: The vision-language backbone.
         dimensions: What each output means (name, range, direction).
+        card: The card the model was built from, set by ``agiqa.models.registry`` (None for a model built by hand).
+        saved_encoder_keys: Encoder parameters saved with the heads in a model folder, set by the trainer to
+            what it left trainable, so a checkpoint never depends on how an encoder initialises those parts.
+        default_loss: Objective the trainer uses when a config names none: ``l1``, ``mae`` or ``mse`` against
+            MOS; ``kl`` or ``pairwise_ce`` over same-prompt pairs.
         projects_in_head: The features stop at encoder summaries and ``forward_head`` applies
             ``encoder.project``, so training keeps ``encoder.projection_modules()`` trainable over cached features.
+        feature_config: What identifies this model's features for the feature cache, when the cache should not
+            probe ``image_features`` / ``text_features`` on a test image (None: probe).
     """
 
+    default_loss: ClassVar[str] = "l1"
+    feature_config: ClassVar[dict[str, Any] | None] = None
     projects_in_head: bool = False
 
     def __init__(self, encoder: DualEncoder, dimensions: Sequence[ScoreSpec]) -> None:
         super().__init__()
         self.encoder = encoder
         self.dimensions = tuple(dimensions)
+        self.card: ModelCard | None = None
+        self.saved_encoder_keys: set[str] = set()
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Decoded RGB image -> model input tensor (the encoder's preprocessing unless a method needs views)."""
@@ -66,3 +86,8 @@ class QualityModel(nn.Module):
     def forward(self, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Scores for a batch: ``{dimension: (B,) tensor}``."""
         return self.forward_head(self.forward_features(pixel_values, prompts))
+
+    @property
+    def name(self) -> str:
+        """Name of the card the model was built from, else its class name."""
+        return self.card.name if self.card is not None else type(self).__name__

@@ -30,8 +30,8 @@ from agiqa.encoders.base import DualEncoder
 from agiqa.models._builder import build_from_card
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
-from agiqa.models.fusion import CrossAttentionPool
-from agiqa.models.heads import PerDimensionHeads, cosine, masked_mean, pad_tokens
+from agiqa.models.layers.fusion import CrossAttentionPool
+from agiqa.models.layers.heads import PerDimensionHeads, cosine, masked_mean, pad_tokens
 from agiqa.models.registry import register_method
 
 
@@ -68,7 +68,6 @@ class IPIQA(QualityModel):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(encoder, dimensions)
-        self.default_loss = "l1"
         width = encoder.text_token_dim
         if width % num_heads or (fusion_dim or encoder.embed_dim) % num_heads:
             raise ValueError(

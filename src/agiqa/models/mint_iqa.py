@@ -1,7 +1,7 @@
 """MINT-IQA, scoring branch (001, sec. "Multi-perspective Preference Evaluation").
 
 1. Prompt refinement: "raw prompt + LLM-refined prompt": the prompt followed by its *style*, *content* and
-   *atmosphere* (``agiqa.data.prompts.refine_prompt``; ``refiner: llm`` uses SmolLM2, ``rules`` the
+   *atmosphere* (``agiqa.models.prompts.refine_prompt``; ``refiner: llm`` uses SmolLM2, ``rules`` the
    deterministic fallback). Part of ``text_features``, so it runs once per prompt.
 2. Feature extraction: image tokens from the image encoder, text tokens of the refined prompt from the text
    encoder (padded/cut to ``text_length`` so per-prompt features stack).
@@ -26,14 +26,14 @@ from typing import Any
 
 import torch
 
-from agiqa.data.prompts import refine_prompt
 from agiqa.encoders.base import DualEncoder
 from agiqa.models._builder import build_from_card
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
-from agiqa.models.heads import PerDimensionHeads, pad_tokens
-from agiqa.models.lora import apply_lora
-from agiqa.models.qformer import QFormer
+from agiqa.models.layers.heads import PerDimensionHeads, pad_tokens
+from agiqa.models.layers.lora import apply_lora
+from agiqa.models.layers.qformer import QFormer
+from agiqa.models.prompts import refine_prompt
 from agiqa.models.registry import register_method
 
 
@@ -65,7 +65,6 @@ class MINTIQA(QualityModel):
         lora: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(encoder, dimensions)
-        self.default_loss = "l1"
         if refiner not in ("rules", "llm", "none"):
             raise ValueError(f"mint-iqa: refiner={refiner!r}; use 'rules', 'llm' or 'none'")
         self.refiner, self.text_length = refiner, text_length

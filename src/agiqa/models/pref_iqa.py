@@ -31,13 +31,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from agiqa.data.prompts import segment_prompt
 from agiqa.encoders.base import DualEncoder
 from agiqa.models._builder import build_from_card
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
-from agiqa.models.fusion import BiCrossAttention
-from agiqa.models.heads import cosine, zero_linear
+from agiqa.models.layers.fusion import BiCrossAttention
+from agiqa.models.layers.heads import cosine, zero_linear
+from agiqa.models.prompts import segment_prompt
 from agiqa.models.registry import register_method
 
 
@@ -53,8 +53,11 @@ class PrefIQA(QualityModel):
         n_phrases: ``n`` of eq. 2 (11 in the paper).
         fusion_dim: Width ``d`` of the fusion attention (default: ``encoder.embed_dim``).
         num_heads: Heads of the fusion attention.
-        logit_scale: Multiplier of the cosine score.
+        logit_scale: Multiplier of the cosine score, applied here and nowhere else: the pair loss of eq. 11
+            softmaxes exactly the scores ``forward_head`` returns.
     """
+
+    default_loss = "kl"
 
     def __init__(
         self,
@@ -66,7 +69,6 @@ class PrefIQA(QualityModel):
         logit_scale: float = 100.0,
     ) -> None:
         super().__init__(encoder, dimensions)
-        self.default_loss = "kl"
         if n_phrases < 1:
             raise ValueError(f"prefiqa: n_phrases={n_phrases} must be at least 1")
         self.n_phrases = n_phrases

@@ -4,13 +4,25 @@
 * Every ``*.yaml`` in ``agiqa/model_configs`` is a ``ModelCard``; users add their own with ``register_card``.
 * ``create_model(name_or_path)`` accepts a registered name, ``local-dir:/path`` or a plain path to a folder
   holding ``config.yaml`` (a card) and ``model.safetensors`` (weights), which is the format ``agiqa train`` writes.
+
+Discovery (``discover``, run on the first lookup): every module of the ``agiqa.models`` package is imported (a
+method registers itself with ``@register_method`` when its module is imported) and every card of
+``agiqa/model_configs`` is registered. Installed plugins are found the same way: a package named by an entry
+point of the ``agiqa.methods`` group has each of its modules imported and the cards of its ``model_configs/``
+folder registered. Adding a method is one file (``models/<name>.py``) and one card
+(``model_configs/<name>.yaml``), in agiqa or in a plugin package.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import pkgutil
+import warnings
 from collections.abc import Callable
 from importlib import resources
+from importlib.metadata import entry_points
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import torch
@@ -21,11 +33,33 @@ from agiqa.encoders.factory import create_encoder
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
 
+PLUGIN_GROUP = "agiqa.methods"
+"""Entry-point group of plugin packages that add methods (modules) and cards (``model_configs/*.yaml``)."""
+
 MethodBuilder = Callable[..., QualityModel]
-METHODS: Registry[MethodBuilder] = Registry("method")
-CARDS: Registry[ModelCard] = Registry("model")
+_discovered = False
+
+
+def discover() -> None:
+    """Register the methods and cards of agiqa and of every installed plugin, once (see module docstring)."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    register_package("agiqa.models", resources.files("agiqa.model_configs"))
+    for plugin in entry_points(group=PLUGIN_GROUP):
+        try:
+            register_package(plugin.module, resources.files(plugin.module) / "model_configs")
+        except Exception as err:  # a broken plugin must not take the built-in models down with it
+            warnings.warn(
+                f"agiqa plugin {plugin.name!r} ({plugin.value}) failed to load, its models are unavailable: {err}",
+                stacklevel=2,
+            )
+
+
+METHODS: Registry[MethodBuilder] = Registry("method", discover=discover)
+CARDS: Registry[ModelCard] = Registry("model", discover=discover)
 register_method = METHODS.register
-_loaded_package_cards = False
 
 
 def register_card(card: ModelCard) -> ModelCard:
@@ -34,21 +68,24 @@ def register_card(card: ModelCard) -> ModelCard:
     return card
 
 
-def _ensure_cards() -> None:
-    global _loaded_package_cards
-    if _loaded_package_cards:
-        return
-    _loaded_package_cards = True
-    import agiqa.models  # noqa: F401  (registers the method builders)
+def register_package(package: str, cards: Traversable) -> None:
+    """Import every module of ``package`` (methods register on import) and register the cards in ``cards``.
 
-    for entry in sorted(resources.files("agiqa.model_configs").iterdir(), key=lambda p: p.name):
-        if entry.name.endswith(".yaml"):
-            register_card(ModelCard.from_yaml(Path(str(entry))))
+    Args:
+        package: Dotted name of a package whose modules hold methods (``agiqa.models`` or a plugin's).
+        cards: Folder of card YAML files (may be absent).
+    """
+    root = importlib.import_module(package)
+    for module in pkgutil.iter_modules(root.__path__, prefix=f"{package}."):
+        importlib.import_module(module.name)
+    if cards.is_dir():
+        for entry in sorted(cards.iterdir(), key=lambda p: p.name):
+            if entry.name.endswith(".yaml"):
+                register_card(ModelCard.from_yaml(Path(str(entry))))
 
 
 def list_models(pattern: str = "*") -> list[ModelCard]:
     """Cards of the registered models whose name matches the glob ``pattern``."""
-    _ensure_cards()
     return [CARDS.get(n) for n in CARDS.names() if fnmatch.fnmatch(n, pattern)]
 
 
@@ -67,7 +104,6 @@ def weights_path(card: ModelCard) -> Path | None:
 
 def resolve_card(name_or_path: str) -> ModelCard:
     """The card for a registered name, ``local-dir:/path``, or a folder with ``config.yaml``."""
-    _ensure_cards()
     target = name_or_path.removeprefix("local-dir:")
     folder = Path(target).expanduser()
     if name_or_path.startswith("local-dir:") or folder.is_dir():
@@ -90,7 +126,7 @@ def build_model_from_card(card: ModelCard) -> QualityModel:
             f"{card.source or card.name}: encoder_args {card.encoder_args} do not fit {card.encoder!r}: {err}"
         ) from None
     model = METHODS.get(card.method)(encoder, card)
-    model.card = card  # type: ignore[assignment]
+    model.card = card
     return model
 
 

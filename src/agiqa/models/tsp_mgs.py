@@ -3,7 +3,7 @@
 Inputs (sec. 3.1): the resized image ``I_r`` and ``N`` patches ``P_i`` cut from the full-resolution image
 (``preprocess`` returns them stacked, ``(1 + N, 3, S, S)``); level prompts and the initial prompt's words.
 
-Task-specific prompts (sec. 3.2), ``L`` levels, worst first:
+Task-specific prompts (sec. 3.2, built in ``agiqa.models.prompts``), ``L`` levels, worst first:
     perception ``adj``  "A photo of {bad, poor, fair, good, perfect} quality."
     perception ``ant``  "{Bad, Good} photo."
     alignment           "A photo that {badly, poorly, fairly, well, perfectly} matches {prompt}."
@@ -50,23 +50,12 @@ from agiqa.encoders.base import DualEncoder, EncoderOutput
 from agiqa.models._builder import build_from_card
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
-from agiqa.models.heads import cosine, expected_level, masked_mean, zero_linear
+from agiqa.models.layers.heads import cosine, expected_level, masked_mean, zero_linear
+from agiqa.models.prompts import ALIGNMENT_DIMENSIONS, ALIGNMENT_LEVELS, PERCEPTION_PROMPTS, alignment_level_prompts
 from agiqa.models.registry import register_method
 
-PERCEPTION_PROMPTS = {
-    "adj": [f"A photo of {adj} quality." for adj in ("bad", "poor", "fair", "good", "perfect")],
-    "ant": ["Bad photo.", "Good photo."],
-}
-ALIGNMENT_TEMPLATE = "A photo that {adv} matches {prompt}."
-ALIGNMENT_LEVELS = ("badly", "poorly", "fairly", "well", "perfectly")
-ALIGNMENT_DIMENSIONS = ("alignment", "correspondence", "preference")
 DEFAULT_ALPHA = {"perception": 0.0, "alignment": 1.0}
 _WORD = re.compile(r"\w[\w'-]*")
-
-
-def alignment_level_prompts(prompts: list[str]) -> list[str]:
-    """The L alignment level prompts of each prompt, prompt-major (``len(prompts) * L`` texts, eq. 5's T_ts^adv)."""
-    return [ALIGNMENT_TEMPLATE.format(adv=a, prompt=p.strip().rstrip(".")) for p in prompts for a in ALIGNMENT_LEVELS]
 
 
 def prompt_words(prompt: str, max_words: int) -> list[str]:
@@ -109,6 +98,8 @@ class TSPMGS(QualityModel):
         project_in_head: Cache encoder summaries and apply the (trainable) projections in the head.
     """
 
+    default_loss = "mae"
+
     def __init__(
         self,
         encoder: DualEncoder,
@@ -124,7 +115,6 @@ class TSPMGS(QualityModel):
         project_in_head: bool = False,
     ) -> None:
         super().__init__(encoder, dimensions)
-        self.default_loss = "mae"
         if perception_form not in PERCEPTION_PROMPTS:
             raise ValueError(f"tsp-mgs: perception_form={perception_form!r}; use one of {list(PERCEPTION_PROMPTS)}")
         patch_boxes(2 * encoder.image_size, 2 * encoder.image_size, encoder.image_size, n_patches)

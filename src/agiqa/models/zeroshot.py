@@ -27,9 +27,9 @@ from agiqa.encoders.base import DualEncoder
 from agiqa.models._builder import build_from_card
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
-from agiqa.models.heads import cosine, expected_level
+from agiqa.models.layers.heads import cosine, expected_level
+from agiqa.models.prompts import ALIGNMENT_DIMENSIONS, ALIGNMENT_LEVELS, PERCEPTION_PROMPTS, alignment_level_prompts
 from agiqa.models.registry import register_method
-from agiqa.models.tsp_mgs import ALIGNMENT_DIMENSIONS, ALIGNMENT_LEVELS, PERCEPTION_PROMPTS, alignment_level_prompts
 
 CLIP_LOGIT_SCALE = 100.0
 

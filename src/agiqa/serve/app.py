@@ -6,7 +6,8 @@ Endpoints:
   one ``prompts`` field per image (in order). Answers ``{"model", "dimensions", "results": [...]}`` with one record
   per image (``image`` is the uploaded file name; scores are null where the ``error`` says why). A bad image is
   an error in its record, not an HTTP error; a request without images or with mismatched prompts is a 422.
-* ``GET /models``: the registered models and their dimensions; ``GET /health``: the loaded model.
+* ``GET /models``: the registered models as ``agiqa models --json`` lists them (``agiqa.api.model_info``);
+  ``GET /health``: the loaded model.
 
 Uploads larger than ``max_upload_bytes`` are refused per image; requests with more than ``max_images`` images are
 refused whole (413). Scoring runs one request at a time (the model is shared).
@@ -21,7 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 
-from agiqa.api import Scorer
+from agiqa.api import Scorer, model_info
 
 
 def _clean(value: Any) -> Any:
@@ -46,20 +47,7 @@ def create_app(scorer: Scorer, max_upload_bytes: int = 32 * 2**20, max_images: i
 
     @app.get("/models")
     def models() -> dict[str, Any]:
-        from agiqa.models.registry import list_models
-
-        cards = [
-            {
-                "name": c.name,
-                "method": c.method,
-                "encoder": c.encoder,
-                "dimensions": [asdict(d) for d in c.dimensions],
-                "trained_on": c.trained_on,
-                "metrics": c.metrics,
-            }
-            for c in list_models()
-        ]
-        return {"loaded": scorer.name, "models": cards}
+        return {"loaded": scorer.name, "models": model_info()}
 
     @app.post("/score")
     def score(

@@ -1,9 +1,10 @@
-"""Training: configs, the feature cache, the loop and the train/test protocol.
+"""Training: configs, the shared setup, the feature cache, the loop and the train/test protocol.
 
-``agiqa.train.train(TrainConfig.from_yaml("configs/lite/default.yaml"))`` is ``agiqa train CONFIG.yaml``.
+``agiqa.train.train(TrainConfig.from_yaml(find_config("lite/default")))`` is ``agiqa train lite/default``.
 """
 
 from agiqa.train.config import ConfigError, TrainConfig
-from agiqa.train.trainer import TrainResult, build_model, train
+from agiqa.train.loop import TrainResult, train
+from agiqa.train.setup import TrainSetup, build_model, prepare
 
-__all__ = ["ConfigError", "TrainConfig", "TrainResult", "build_model", "train"]
+__all__ = ["ConfigError", "TrainConfig", "TrainResult", "TrainSetup", "build_model", "prepare", "train"]

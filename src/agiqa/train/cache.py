@@ -16,7 +16,7 @@ Namespaces and keys of level 1:
   Methods that keep the base class's implementations (they differ only in ``forward_head``) share one cache;
   a method that overrides either (TSP-MGS's multi-crop views) gets its own, and method arguments that change
   the features (number of patches) change the probe digest while head-only arguments do not. A model may
-  declare a ``feature_config`` attribute instead of the probe.
+  declare its ``feature_config`` instead of the probe.
 * **Text namespace** = encoder fingerprint + ``text_features`` implementation + a digest of its output on a
   fixed probe prompt (phrase segmentation, prompt refinement and the like live in ``text_features``).
 * **Item key** = SHA-1 of the image file's bytes (not its path) plus the view (``orig``, ``hflip+cc0.95``,
@@ -51,11 +51,10 @@ from safetensors.torch import save_file
 from agiqa.data.images import load_image
 from agiqa.encoders.base import DualEncoder, EncoderOutput
 from agiqa.models.base import QualityModel
+from agiqa.train.augment import ViewTransform
 
 CACHE_ENV = "AGIQA_CACHE_DIR"
 ENCODER_FIELDS = ("tokens", "pooled", "mask", "summary")  # what EncoderMemo stores; part of its namespace
-ImageTransform = Callable[[Image.Image, str], Image.Image]
-"""``transform(image, content_hash) -> image``: a view of an image (the hash seeds random views per image)."""
 
 
 def default_cache_dir() -> Path:
@@ -70,8 +69,8 @@ def content_hash(ref: str | Path | bytes) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def _impl(model: QualityModel, method: str) -> str:
-    func = getattr(type(model), method)
+def _impl(func: Callable[..., Any]) -> str:
+    """Where a method is implemented: the class that defines it decides what the features are."""
     return f"{func.__module__}.{func.__qualname__}"
 
 
@@ -107,7 +106,7 @@ PROBE_PROMPT = "a red cube on a wooden table, studio light, oil painting by an o
 
 @torch.no_grad()
 def _probe(model: QualityModel, kind: str) -> str:
-    if hasattr(model, "feature_config"):
+    if model.feature_config is not None:
         return _digest({"feature_config": model.feature_config})
     was, threads = model.training, torch.get_num_threads()
     model.eval()
@@ -127,8 +126,8 @@ def image_namespace(model: QualityModel) -> str:
     """Cache namespace of ``model.image_features`` (see module docstring)."""
     parts: dict[str, Any] = {
         "encoder": model.encoder.fingerprint,
-        "preprocess": _impl(model, "preprocess"),
-        "image_features": _impl(model, "image_features"),
+        "preprocess": _impl(type(model).preprocess),
+        "image_features": _impl(type(model).image_features),
         "probe": _probe(model, "image"),
     }
     return "img-" + _digest(parts)
@@ -138,7 +137,7 @@ def text_namespace(model: QualityModel) -> str:
     """Cache namespace of ``model.text_features`` (see module docstring)."""
     parts = {
         "encoder": model.encoder.fingerprint,
-        "text_features": _impl(model, "text_features"),
+        "text_features": _impl(type(model).text_features),
         "probe": _probe(model, "text"),
     }
     return "txt-" + _digest(parts)
@@ -299,7 +298,7 @@ def cached_image_features(
     images: Sequence[str | bytes],
     cache_dir: str | Path | None = None,
     view: str = "orig",
-    transform: ImageTransform | None = None,
+    transform: ViewTransform | None = None,
     batch_size: int = 32,
     hashes: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,17 @@ from agiqa.models.card import ModelCard
 def trainable_state(model: QualityModel) -> dict[str, torch.Tensor]:
     """Head state + encoder modules with trainable parameters (or listed in ``model.saved_encoder_keys``)."""
     state = model.state_dict()
-    keep = set(getattr(model, "saved_encoder_keys", set()))
+    keep = set(model.saved_encoder_keys)
     for name, module in model.encoder.named_modules():
         if any(p.requires_grad for p in module.parameters(recurse=False)):
             prefix = f"encoder.{name}." if name else "encoder."
             keep |= {k for k in state if k.startswith(prefix) and "." not in k[len(prefix) :]}
     return {k: v.detach().clone().contiguous() for k, v in state.items() if not k.startswith("encoder.") or k in keep}
+
+
+def snapshot(model: QualityModel) -> dict[str, torch.Tensor]:
+    """A copy of the trainable state (to restore a model between protocol splits)."""
+    return copy.deepcopy(trainable_state(model))
 
 
 def save_model_folder(

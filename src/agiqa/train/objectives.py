@@ -1,15 +1,150 @@
-"""Glue between the trainer's batches and the loss functions of ``agiqa.losses``.
+"""What a run optimises: the loss, the items it is taken over, and the loss of a batch of them.
 
-The trainer hands over model outputs per dimension; these functions pick the labelled entries, call the
-method losses and reduce them. Per-pair losses stay unreduced until here, so Stable Preference can weight them.
+* ``l1``/``mae``/``mse`` regress the MOS of every trained dimension (missing labels masked).
+* ``kl`` (PrefIQA eq. 11) and ``pairwise_ce`` (MINT-IQA eq. 4-5) train on same-prompt pairs: the dataset's own
+  pairs (rankings come expanded by the readers) and, for MOS data, every same-prompt pair per dimension.
+* **Stable Preference** (paper 004) wraps any pair objective: the anti-interference loss over ``k`` weak views,
+  step 1 (gated by ``1 / (1 + exp((dS - b) / tau))``) until ``switch_step``, then step 2 (softmax of ``dS``).
+
+Pair losses take the softmax over exactly the scores ``forward_head`` returns (the ``QualityModel`` contract:
+a method's temperature, such as PrefIQA's ``logit_scale``, is already in them). Per-pair losses stay unreduced
+until here, so Stable Preference can weight them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from agiqa.data.sample import Dataset
+from agiqa.models.base import QualityModel
+from agiqa.train.config import StablePreferenceConfig, TrainConfig
+from agiqa.train.features import FeatureBank
+from agiqa.train.selection import Pairs, training_pairs
+from agiqa.train.table import ImageTable
+
+REGRESSION = ("l1", "mae", "mse")
+
+
+@dataclass
+class Objective:
+    """The loss of a run and the items it is taken over.
+
+    Attributes:
+        loss: ``l1``, ``mae``, ``mse``, ``kl`` or ``pairwise_ce``.
+        dims: Trained dimensions.
+        items: Same-prompt pairs (pair losses, Stable Preference), or the table rows with a MOS label.
+        targets: ``(N, len(dims))`` MOS of every table row for regression, NaN where missing (empty for pairs).
+        val_pairs: Pairs among the validation rows (pair losses only), for the validation accuracy.
+        stable_preference: Stable Preference options.
+    """
+
+    loss: str
+    dims: list[str]
+    items: Pairs | list[int]
+    targets: torch.Tensor
+    val_pairs: Pairs | None
+    stable_preference: StablePreferenceConfig
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def batch_loss(
+        self, model: QualityModel, bank: FeatureBank, idx: torch.Tensor, step: int, device: str | torch.device
+    ) -> torch.Tensor:
+        """Loss of the items ``idx`` at optimiser step ``step`` (labels sent to ``device``, where the model is)."""
+        if isinstance(self.items, Pairs):
+            return self._pair_loss(model, bank, self.items, idx, step, device)
+        rows = torch.as_tensor([self.items[i] for i in idx.tolist()], dtype=torch.long)
+        out = model.forward_head(bank.batch(rows))
+        return regression_loss(out, self.targets[rows].to(device), self.dims, self.loss)
+
+    def _pair_loss(
+        self,
+        model: QualityModel,
+        bank: FeatureBank,
+        pairs: Pairs,
+        idx: torch.Tensor,
+        step: int,
+        device: str | torch.device,
+    ) -> torch.Tensor:
+        a = torch.as_tensor(pairs.a[idx.numpy()], dtype=torch.long)
+        b = torch.as_tensor(pairs.b[idx.numpy()], dtype=torch.long)
+        label = torch.as_tensor(pairs.label[idx.numpy()], dtype=torch.float32, device=device)
+        index = {d: i for i, d in enumerate(self.dims)}
+        which = torch.as_tensor([index[pairs.dim[i]] for i in idx.tolist()], dtype=torch.long)
+
+        def scores(view: int) -> tuple[torch.Tensor, torch.Tensor]:
+            out = model.forward_head(bank.batch(torch.cat([a, b]), view))
+            s = torch.stack([out[d] for d in self.dims])  # (D, 2B)
+            picked = s.gather(0, torch.cat([which, which]).to(s.device).unsqueeze(0)).squeeze(0)
+            return picked[: len(a)], picked[len(a) :]
+
+        s_a, s_b = scores(0)
+        per_pair = pair_loss(s_a, s_b, label, self.loss)
+        sp = self.stable_preference
+        if not sp.enabled:
+            return per_pair.mean()
+        views = [scores(v) for v in range(1, sp.views + 1)]
+        return stable_preference_loss(per_pair, s_a, s_b, label, views, step, sp)
+
+
+def make_objective(
+    config: TrainConfig,
+    model: QualityModel,
+    dataset: Dataset,
+    table: ImageTable,
+    train_rows: Sequence[int],
+    val_rows: Sequence[int],
+) -> Objective:
+    """The objective of a run: the configured loss (else the method's ``default_loss``) over its items.
+
+    Raises:
+        ValueError: The loss does not fit the data (no MOS for a regression, a regression with Stable
+            Preference) or nothing is left to train on; the message names the config.
+    """
+    t = config.train
+    dims = trained_dimensions(config, model, table, bool(dataset.pairs))
+    loss = t.loss or model.default_loss
+    sp = t.stable_preference
+    if loss not in REGRESSION or sp.enabled:
+        if loss in REGRESSION:
+            raise ValueError(f"{config.source}: stable_preference needs a pair loss (kl or pairwise_ce), not {loss}")
+        items: Pairs | list[int] = training_pairs(config, dataset, table, train_rows, dims)
+        val_pairs = training_pairs(config, dataset, table, val_rows, dims) if val_rows else None
+        targets = torch.empty(0)
+    else:
+        if not all(d in table.labels for d in dims):
+            raise ValueError(f"{config.source}: loss {loss!r} needs MOS labels for {dims}; use kl/pairwise_ce")
+        labelled = np.stack([table.labels[d] for d in dims], axis=1)
+        items = [r for r in train_rows if np.isfinite(labelled[r]).any()]
+        targets, val_pairs = torch.tensor(labelled, dtype=torch.float32), None
+    if not items:
+        what = "samples" if isinstance(items, list) else "pairs"
+        raise ValueError(f"{config.source}: no training {what} in the training data")
+    return Objective(loss, dims, items, targets, val_pairs, sp)
+
+
+def trained_dimensions(config: TrainConfig, model: QualityModel, table: ImageTable, has_pairs: bool) -> list[str]:
+    """Dimensions to train: configured, else those the model outputs and the data labels."""
+    model_dims = [d.name for d in model.dimensions]
+    if config.data.dimensions:
+        unknown = [d for d in config.data.dimensions if d not in model_dims]
+        if unknown:
+            raise ValueError(f"{config.source}: data.dimensions {unknown} are not outputs of the model {model_dims}")
+        return list(config.data.dimensions)
+    dims = [d for d in model_dims if d in table.labels]
+    if not dims and has_pairs:
+        dims = model_dims[:1]
+    if not dims:
+        raise ValueError(
+            f"{config.source}: the model outputs {model_dims} but the data labels {sorted(table.labels)}; "
+            "set data.dimensions or give the model matching dimensions"
+        )
+    return dims
 
 
 def regression_loss(
@@ -37,7 +172,7 @@ def regression_loss(
 
 
 def pair_loss(s_a: torch.Tensor, s_b: torch.Tensor, label: torch.Tensor, name: str) -> torch.Tensor:
-    """Unreduced loss of each pair (scores already multiplied by the model's ``logit_scale``, if any).
+    """Unreduced loss of each pair of scores, as the model gave them.
 
     ``pairwise_ce`` (MINT-IQA eq. 4-5): cross-entropy of ``softmax(s_a, s_b)`` against the label, i.e.
     ``-log sigmoid(s_better - s_worse)`` for a hard label. ``kl`` (PrefIQA eq. 11): KL divergence between the
@@ -60,7 +195,7 @@ def stable_preference_loss(
     label: torch.Tensor,
     views: Sequence[tuple[torch.Tensor, torch.Tensor]],
     step: int,
-    options: Any,
+    options: StablePreferenceConfig,
 ) -> torch.Tensor:
     """Stable Preference (paper 004): preference + anti-interference loss, weighted by step 1 or step 2.
 

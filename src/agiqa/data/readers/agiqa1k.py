@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from agiqa.data.datasets import register_dataset
-from agiqa.data.readers._common import drop_duplicates, finish, first_dir, parse_scores, read_table, row_where
+from agiqa.data.readers.assemble import finish
+from agiqa.data.readers.tables import drop_duplicates, first_dir, parse_scores, read_label_table, row_where
 from agiqa.data.sample import Dataset, Problem, Sample
 
 NAME = re.compile(r"^(?P<triple>[A-Za-z]+_\d+_\d+)_(?P<place>[01])_(?P<style>[01])\.jpg$")
@@ -68,7 +69,7 @@ def read_agiqa1k(root: Path, *, labels: str = "auto", check_images: bool = False
     path = root / fname
     if not path.is_file():
         raise FileNotFoundError(f"AGIQA-1K label file {path} not found (labels={labels!r})")
-    df = read_table(path, [name_col, mos_col] + (["Prompt"] if labels == "zscore" else []))
+    df = read_label_table(path, [name_col, mos_col] + (["Prompt"] if labels == "zscore" else []))
     problems: list[Problem] = []
     names = df[name_col].astype("string").str.strip()
     scores, ok = parse_scores(df, [mos_col], path, problems)
@@ -99,6 +100,6 @@ def _prompts(root: Path, zscore: pd.DataFrame | None, problems: list[Problem]) -
         if not path.is_file():
             problems.append(Problem("missing-prompt", str(root), f"{path.name} not found: samples have no prompt"))
             return {}
-        zscore = read_table(path, ["Image", "Prompt"])
+        zscore = read_label_table(path, ["Image", "Prompt"])
     rows = zscore.dropna(subset=["Image", "Prompt"])
     return dict(zip(rows["Image"].astype(str).str.strip(), rows["Prompt"].astype(str).str.strip(), strict=True))

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from agiqa.data.datasets import register_dataset
-from agiqa.data.readers._common import drop_duplicates, find_file, finish, first_dir, parse_scores, read_table
+from agiqa.data.readers.assemble import finish
+from agiqa.data.readers.tables import drop_duplicates, find_file, first_dir, parse_scores, read_label_table
 from agiqa.data.sample import Dataset, Problem, Sample
 
 SCORES = {"quality": ("mos_quality", "std_quality"), "alignment": ("mos_align", "std_align")}
@@ -28,7 +29,7 @@ def read_agiqa3k(root: Path, *, check_images: bool = False) -> Dataset:
     """
     path = find_file(root, ["data.csv"], "AGIQA-3K label file")
     columns = [c for pair in SCORES.values() for c in pair]
-    df = read_table(path, ["name", "prompt", *columns])
+    df = read_label_table(path, ["name", "prompt", *columns])
     image_dir = first_dir(root, ["images"])
     problems: list[Problem] = []
     values, ok = parse_scores(df, columns, path, problems)

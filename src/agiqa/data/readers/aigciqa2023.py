@@ -18,15 +18,9 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from agiqa.data.datasets import register_dataset
-from agiqa.data.readers._common import (
-    DatasetError,
-    drop_duplicates,
-    finish,
-    parse_scores,
-    read_table,
-    row_where,
-)
+from agiqa.data.datasets import DatasetError, register_dataset
+from agiqa.data.readers.assemble import finish
+from agiqa.data.readers.tables import drop_duplicates, parse_scores, read_label_table, row_where
 from agiqa.data.sample import Dataset, Problem, Sample
 
 DIMENSIONS = ("quality", "authenticity", "correspondence")
@@ -53,8 +47,8 @@ def _index(root: Path, problems: list[Problem]) -> pd.DataFrame | None:
     pic, prm = _find(root, "pic-index.xlsx"), _find(root, "AIGCIQA2023_Prompts.xlsx")
     if pic is None or prm is None:
         return None
-    index = read_table(pic, header=False)
-    prompts = read_table(prm, header=False)
+    index = read_label_table(pic, header=False)
+    prompts = read_label_table(prm, header=False)
     if index.shape[1] < 2 or prompts.shape[1] < 3:
         raise DatasetError(f"{pic} needs 2 columns (model, PPP-K.png) and {prm} 3 (style, class, prompt)")
     parts = index[1].astype(str).str.strip().str.extract(INDEX_NAME)
@@ -71,7 +65,7 @@ def _index(root: Path, problems: list[Problem]) -> pd.DataFrame | None:
 
 def _from_csv(path: Path, problems: list[Problem]) -> pd.DataFrame:
     mos, std = [f"{d}_mos" for d in DIMENSIONS], [f"{d}_std" for d in DIMENSIONS]
-    df = read_table(path, ["name", "prompt", *mos, *std])
+    df = read_label_table(path, ["name", "prompt", *mos, *std])
     values, ok = parse_scores(df, mos + std, path, problems)
     ids = df["name"].astype(str).str.extract(r"^(\d+)\.png$")[0]
     for i in df.index[ids.isna()]:

@@ -13,16 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from agiqa.data.datasets import register_dataset
-from agiqa.data.readers._common import (
-    IMAGE_SUFFIXES,
-    DatasetError,
-    drop_duplicates,
-    finish,
-    parse_scores,
-    read_table,
-    row_where,
-)
+from agiqa.data.datasets import DatasetError, register_dataset
+from agiqa.data.files import IMAGE_EXTENSIONS
+from agiqa.data.readers.assemble import finish
+from agiqa.data.readers.tables import drop_duplicates, parse_scores, read_label_table, row_where
 from agiqa.data.sample import Dataset, Problem, Sample
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".xlsx")
@@ -43,7 +37,7 @@ def _score_columns(df: pd.DataFrame) -> list[str]:
 
 
 def _read_table(path: Path, dimensions: list[str] | None, problems: list[Problem]) -> list[Sample]:
-    df = read_table(path, ["image", "prompt", *(dimensions or [])])
+    df = read_label_table(path, ["image", "prompt", *(dimensions or [])])
     dims = dimensions if dimensions is not None else _score_columns(df)
     stds = [d for d in dims if f"{d}_std" in df.columns]
     ranked = ["rank"] if "rank" in df.columns else []
@@ -95,9 +89,9 @@ def read_generic(
     if prompt is not None:
         if not root.is_dir():
             raise NotADirectoryError(f"prompt= needs a folder of images; {root} is a file")
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         if not files:
-            raise DatasetError(f"{root}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise DatasetError(f"{root}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         samples = [Sample(str(p), prompt, p.relative_to(root).as_posix()) for p in files]
         return finish("generic", root, samples, problems, (), check_images)
     table = root

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agiqa.data.datasets import register_dataset
-from agiqa.data.readers._common import DatasetError, find_file, finish, first_dir, read_table
+from agiqa.data.datasets import DatasetError, register_dataset
+from agiqa.data.readers.assemble import finish
 from agiqa.data.readers.imagereward import ranked_groups
+from agiqa.data.readers.tables import find_file, first_dir, read_label_table
 from agiqa.data.sample import Dataset, Problem
 
 BENCHMARK_STYLES = ("anime", "concept-art", "paintings", "photo", "drawbench")
@@ -33,7 +34,7 @@ def read_hpdv2(root: Path, *, check_images: bool = False) -> Dataset:
         check_images: Open every image header and report missing or unreadable files.
     """
     path = find_file(root, ["test.json"], "HPD v2 test.json")
-    entries = read_table(path, ["prompt", "image_path", "rank"])
+    entries = read_label_table(path, ["prompt", "image_path", "rank"])
     ranks = [r for rs in entries["rank"] if isinstance(rs, list) for r in rs if isinstance(r, int)]
     if ranks and min(ranks) == 0:
         entries["rank"] = [[r + 1 for r in rs] if isinstance(rs, list) else rs for rs in entries["rank"]]

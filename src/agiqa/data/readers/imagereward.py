@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from agiqa.data.datasets import register_dataset
-from agiqa.data.readers._common import DatasetError, find_file, finish, rank_pairs, read_table, row_where
+from agiqa.data.datasets import DatasetError, register_dataset
+from agiqa.data.readers.assemble import finish, rank_pairs
+from agiqa.data.readers.tables import find_file, read_label_table, row_where
 from agiqa.data.sample import Dataset, PreferencePair, Problem, Sample
 
 IMAGE_DIRS = ("", "images", "test_images")
@@ -74,7 +75,7 @@ def read_imagereward(root: Path, *, image_root: str | None = None, check_images:
         check_images: Open every image header and report missing or unreadable files.
     """
     path = find_file(root, ["test.json"], "ImageReward test.json")
-    entries = read_table(path, ["id", "prompt", "generations", "ranking"])
+    entries = read_label_table(path, ["id", "prompt", "generations", "ranking"])
     first = next((g[0] for g in entries["generations"] if isinstance(g, list) and g), None)
     if first is None:
         raise DatasetError(f"{path}: no entry has a non-empty 'generations' list")

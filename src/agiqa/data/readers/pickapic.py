@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from agiqa.data.datasets import register_dataset
-from agiqa.data.readers._common import DatasetError, finish, row_where
+from agiqa.data.datasets import DatasetError, register_dataset
+from agiqa.data.readers.assemble import finish
+from agiqa.data.readers.tables import row_where
 from agiqa.data.sample import Dataset, PreferencePair, Problem, Sample
 
 SPLITS = ("validation_unique", "test_unique", "validation", "test", "train")

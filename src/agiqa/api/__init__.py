@@ -1,0 +1,57 @@
+"""The public API: what the command line, the HTTP server and user code call.
+
+Scoring (``load``, ``Scorer``: ``score``, ``score_to_file``, ``rank``, ``explain``), model listing
+(``model_info``), datasets and splits, evaluation, training and the protocol. The names below are looked up in
+the modules that define them on first use, so ``import agiqa.api`` stays light (no torch) until a name is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "agiqa.api.scoring": ["DEFAULT_MODEL", "Scorer", "load"],
+    "agiqa.api.results": ["Ranking", "ScoreResult", "default_rank_dimension"],
+    "agiqa.api.items": ["Items", "items_from_paths", "items_from_table"],
+    "agiqa.api.models": ["encoder_weights", "model_info"],
+    "agiqa.api.training": ["load_config", "method_config", "protocol_splits"],
+    "agiqa.models.registry": ["create_model", "list_models"],
+    "agiqa.data.images": ["MAX_PIXELS"],
+    "agiqa.data.files": ["IMAGE_EXTENSIONS", "find_images", "resolve_image"],
+    "agiqa.io": ["INPUT_FORMATS", "read_item_table", "read_table", "table_format"],
+    "agiqa.pipeline.resumable": ["PartialRunMismatch", "RunSummary", "partial_dir"],
+    "agiqa.data": ["Dataset", "DatasetError", "Problem", "get_dataset", "list_datasets", "load_dataset"],
+    "agiqa.data.mos": ["check_ratings", "mos_from_ratings"],
+    "agiqa.data.splits": ["SplitError", "load_splits", "make_splits", "save_splits"],
+    "agiqa.eval.evaluate": [
+        "EvaluationError",
+        "evaluate_on_splits",
+        "evaluate_predictions",
+        "labelled_values",
+        "match_predictions",
+        "metric_table",
+    ],
+    "agiqa.eval.report": ["aggregate", "rich_table", "single", "write_report"],
+    "agiqa.eval.plots": ["scatter_plot"],
+    "agiqa.train": ["ConfigError", "TrainConfig", "TrainResult", "train"],
+    "agiqa.train.protocol": ["ProtocolResult", "run_protocol", "write_protocol"],
+    "agiqa.train.probes": ["ROBUSTNESS_RATIOS"],
+    "agiqa.explain": ["ExplainError", "Explanation", "write_explanation"],
+    "agiqa.explain.instruct.answer": ["Answerer"],
+    "agiqa.serve": ["create_app"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'agiqa.api' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(_WHERE)
+
+
+__all__ = sorted(_WHERE)

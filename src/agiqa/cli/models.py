@@ -1,0 +1,48 @@
+"""``agiqa models``: every registered model, the weights it needs and whether they are on this machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agiqa import api
+from agiqa.cli.app import app
+
+
+@app.command("models")
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every registered model: dimensions, the weights it needs, whether they are here, training data, metrics."""
+    rows = api.model_info()
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    tbl = Table(title="agiqa models", show_lines=True)
+    for col in ("name", "dimensions", "encoder weights", "head weights", "trained on", "metrics"):
+        tbl.add_column(col, overflow="fold")
+    for r in rows:
+        dims = "\n".join(
+            f"{d['name']} [{d['low']:g}, {d['high']:g}] {'↑' if d['higher_is_better'] else '↓'}"
+            + (" (prompt)" if d["needs_prompt"] else "")
+            for d in r["dimensions"]
+        )
+        enc = f"{r['encoder_weights']}\n" + (
+            "[green]present[/green]" if r["encoder_weights_present"] else "[red]missing[/red]"
+        )
+        if r["head_weights"] is None:
+            head = "none: zero-shot, or heads untrained (see description)"
+        else:
+            head = f"{Path(r['head_weights']).name}\n" + (
+                "[green]present[/green]" if r["head_weights_present"] else "[red]missing[/red]"
+            )
+        metrics = "\n".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r["metrics"].items())
+        about = r["description"].split(". ")[0].strip()
+        name = f"{r['name']}\n[dim]{about}[/dim]" if about else r["name"]
+        tbl.add_row(name, dims, enc, head, r["trained_on"] or "-", metrics or "-")
+    Console().print(tbl)

@@ -1,0 +1,25 @@
+"""Options several commands share, and loading the model they name."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agiqa import api
+from agiqa.cli.errors import fail, message
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Model name (see `agiqa models`) or model folder; default agiqa-lite."),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 ...")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Items per model call.")]
+
+
+def load_scorer(model: str | None, device: str, max_pixels: int | None = None) -> api.Scorer:
+    """The scorer of ``--model`` on ``--device``; a model that cannot be loaded is a bad argument (exit 2)."""
+    try:
+        return api.load(model, device=device, max_pixels=api.MAX_PIXELS if max_pixels is None else max_pixels)
+    except (KeyError, FileNotFoundError, ValueError) as err:
+        raise fail(f"--model {model or api.DEFAULT_MODEL}: {message(err)}") from None

@@ -1,0 +1,1 @@
+"""Building blocks the methods share: score heads, cross-modal fusion, the Q-Former, LoRA adapters."""

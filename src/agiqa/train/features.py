@@ -1,0 +1,122 @@
+"""Encoder features of every image of a run, computed once: ``FeatureBank``.
+
+With the encoder frozen every image (and each extra view) and every prompt goes through the feature cache
+(``agiqa.train.cache``) once, and batches are rows of the cached tensors; otherwise each batch is decoded and
+encoded anew. Training, validation, the protocol's test predictions and its probes all read features here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from agiqa.data.images import load_image
+from agiqa.models.base import QualityModel
+from agiqa.train.augment import ViewTransform
+from agiqa.train.cache import cached_image_features, cached_text_features, content_hash
+from agiqa.train.table import ImageTable
+
+
+class FeatureBank:
+    """Encoder features of every row of an ``ImageTable``: cached tensors, or encoded live per batch.
+
+    Args:
+        model: The model being trained.
+        table: The images.
+        cached: Precompute everything through the feature cache (encoder frozen).
+        cache_dir: Cache root.
+        views: Extra views per image ``[(name, transform)]`` (Stable Preference weak views).
+        progress: Show a progress bar while encoding.
+    """
+
+    def __init__(
+        self,
+        model: QualityModel,
+        table: ImageTable,
+        cached: bool,
+        cache_dir: str | None = None,
+        views: Sequence[tuple[str, ViewTransform]] = (),
+        progress: bool = False,
+    ) -> None:
+        self.model, self.table, self.cached, self.views = model, table, cached, list(views)
+        self.cache_dir = cache_dir
+        self.prompts = list(dict.fromkeys(table.prompts))
+        index = {p: i for i, p in enumerate(self.prompts)}
+        self.prompt_row = torch.tensor([index[p] for p in table.prompts], dtype=torch.long)
+        self.misses = 0
+        self.image: list[dict[str, torch.Tensor]] = []
+        self.text: dict[str, torch.Tensor] = {}
+        if cached:
+            hashes = [content_hash(ref) for ref in table.images]
+            for name, transform in [("orig", None), *self.views]:
+                feats, store = _with_progress(
+                    lambda tick, n=name, t=transform: cached_image_features(
+                        model, table.images, cache_dir, view=n, transform=t, hashes=hashes, progress=tick
+                    ),
+                    len(table),
+                    f"encoding images ({name})",
+                    progress,
+                )
+                self.image.append(feats)
+                self.misses += store.misses
+            self.text, store = cached_text_features(model, self.prompts, cache_dir)
+            self.misses += store.misses
+
+    def to(self, device: str | torch.device) -> FeatureBank:
+        """Move the cached features (e.g. to the GPU the head trains on)."""
+        self.image = [{k: v.to(device) for k, v in feats.items()} for feats in self.image]
+        self.text = {k: v.to(device) for k, v in self.text.items()}
+        self.prompt_row = self.prompt_row.to(device)
+        return self
+
+    def batch(self, rows: torch.Tensor, view: int = 0) -> dict[str, torch.Tensor]:
+        """Features of the given rows (view 0 = original, ``v`` = extra view ``v - 1``)."""
+        if self.cached:
+            rows = rows.to(self.prompt_row.device)
+            prompt_rows = self.prompt_row[rows]
+            return {
+                **{k: v[rows] for k, v in self.image[view].items()},
+                **{k: v[prompt_rows] for k, v in self.text.items()},
+            }
+        transform = self.views[view - 1][1] if view else None
+        pixels = []
+        device = next(self.model.parameters()).device
+        for r in rows.tolist():
+            image = load_image(self.table.images[r])
+            if transform is not None:
+                image = transform(image, content_hash(self.table.images[r]))
+            pixels.append(self.model.preprocess(image))
+        prompts = [self.table.prompts[r] for r in rows.tolist()]
+        return self.model.forward_features(torch.stack(pixels).to(device), prompts)
+
+    @torch.no_grad()
+    def predict(self, rows: Sequence[int], batch_size: int = 256, view: int = 0) -> dict[str, np.ndarray]:
+        """Scores ``{dimension: (len(rows),)}`` of the given rows, model in eval mode."""
+        was = self.model.training
+        self.model.eval()
+        out: dict[str, list[np.ndarray]] = {}
+        rows_t = torch.as_tensor(list(rows), dtype=torch.long)
+        for start in range(0, len(rows_t), batch_size):
+            scores = self.model.forward_head(self.batch(rows_t[start : start + batch_size], view))
+            for dim, s in scores.items():
+                out.setdefault(dim, []).append(s.detach().float().cpu().numpy())
+        self.model.train(was)
+        return {d: np.concatenate(v) for d, v in out.items()}
+
+    def prediction_frame(self, rows: Sequence[int], view: int = 0) -> pd.DataFrame:
+        """``predict`` as a table: the ``image`` id of each row, then one column per dimension."""
+        return pd.DataFrame({"image": [self.table.ids[r] for r in rows], **self.predict(rows, view=view)})
+
+
+def _with_progress(fn: Callable[[Any], Any], total: int, label: str, show: bool) -> Any:
+    if not show:
+        return fn(None)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        return fn(lambda n: bar.advance(task, n))

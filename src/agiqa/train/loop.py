@@ -1,0 +1,272 @@
+"""The training loop: ``train(config) -> TrainResult``.
+
+A run is ``prepare`` (``agiqa.train.setup``: model, frozen encoder, data, features), the rows to train and
+validate on (``agiqa.train.selection``), its ``Objective`` (``agiqa.train.objectives``), then this loop:
+
+* **Optimiser.** AdamW, ``transformers.get_scheduler`` (warm-up, linear / cosine decay), gradient clipping;
+  shuffling seeded per epoch, so a resumed run takes the same batches as an uninterrupted one.
+* **Validation.** At the end of every ``eval_every`` epochs: SRCC per MOS dimension, or pair accuracy; the best
+  weights are kept (``keep_best``).
+* **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads)
+  and, for ``--resume``, ``checkpoint/`` with the optimiser and RNG state as safetensors + JSON scalars.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from transformers import get_scheduler
+
+from agiqa.data.sample import Dataset
+from agiqa.eval import metrics as M
+from agiqa.models.base import QualityModel
+from agiqa.models.card import ModelCard
+from agiqa.train.checkpoint import Checkpoint, save_model_folder, trainable_state
+from agiqa.train.config import TrainConfig
+from agiqa.train.features import FeatureBank
+from agiqa.train.objectives import Objective, make_objective
+from agiqa.train.selection import Pairs, split_rows
+from agiqa.train.setup import TrainSetup, model_card, prepare
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        model: The trained model (best validation weights when ``keep_best``), in eval mode.
+        out_dir: Model folder written (None when training in memory only).
+        history: One entry per validation: ``epoch``, ``step``, ``loss``, ``val_srcc`` ...
+        best_val: Best validation score (mean SRCC over dimensions, or pair accuracy).
+        steps: Optimiser steps taken.
+        seconds: Wall time of the run (feature caching included).
+        cached: Whether the head was trained over cached features.
+        cache_misses: Images + prompts that had to be encoded (0 when everything came from the cache).
+    """
+
+    model: QualityModel
+    out_dir: Path | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val: float | None = None
+    steps: int = 0
+    seconds: float = 0.0
+    cached: bool = False
+    cache_misses: int = 0
+
+
+@dataclass
+class _RunState:
+    """Where a run stands: what a checkpoint saves and ``--resume`` restores."""
+
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    running: list[float] = field(default_factory=list)
+    best_val: float = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+
+    @classmethod
+    def resumed(cls, doc: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> _RunState:
+        """The state a checkpoint saved (its JSON scalars and best weights)."""
+        best_val = doc["best_val"] if doc["best_val"] is not None else -math.inf
+        return cls(doc["step"], doc["history"], doc.get("running", []), best_val, best_state)
+
+    def scalars(self, running: int | None = None) -> dict[str, Any]:
+        """The JSON part of a checkpoint (the last ``running`` losses, when given)."""
+        doc: dict[str, Any] = {"step": self.step, "history": self.history}
+        if running is not None:
+            doc["running"] = self.running[-running:]
+        doc["best_val"] = self.best_val if math.isfinite(self.best_val) else None
+        return doc
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    *,
+    dataset: Dataset | None = None,
+    setup: TrainSetup | None = None,
+    rows: tuple[list[int], list[int]] | None = None,
+) -> TrainResult:
+    """Train the model a config describes.
+
+    Args:
+        config: The run (see ``agiqa.train.config``).
+        out_dir: Model folder to write (``config.yaml`` + ``model.safetensors`` + ``checkpoint/``); None keeps
+            the model in memory only.
+        resume: Continue from ``out_dir/checkpoint`` when it exists.
+        dataset: The dataset already read (else read from ``config.data``); not used with ``setup``.
+        setup: Model, data and features already prepared (the protocol shares one across splits; its model is
+            trained in place).
+        rows: ``(train_rows, val_rows)`` of the setup's image table (else from ``config.data``).
+
+    Returns:
+        The trained model and what happened.
+    """
+    start_time = time.perf_counter()
+    setup = setup if setup is not None else prepare(config, dataset)
+    model, bank, t = setup.model, setup.bank, config.train
+    model.to(t.device)
+    if setup.cached:
+        bank.to(t.device)
+    train_rows, val_rows = rows if rows is not None else split_rows(config, setup.dataset, setup.table)
+    if not train_rows:
+        raise ValueError(f"{config.source}: no training images left after the split; check data.splits / limit")
+    objective = make_objective(config, model, setup.dataset, setup.table, train_rows, val_rows)
+    per_epoch = math.ceil(len(objective) / t.batch_size)
+    total = t.steps or t.epochs * per_epoch
+    opt = _optimizer(model, config)
+    sched = _scheduler(opt, config, total)
+    ckpt = Checkpoint(Path(out_dir)) if out_dir is not None else None
+    resuming = resume and ckpt is not None and ckpt.exists()
+    state = _RunState.resumed(*ckpt.load(model, opt, sched)) if resuming else _RunState()
+    _fit(config, setup, objective, val_rows, opt, sched, state, ckpt, per_epoch, total)
+    if t.keep_best and state.best_state is not None:
+        model.load_state_dict(state.best_state, strict=False)
+    model.eval()
+    best = state.best_val if math.isfinite(state.best_val) else None
+    result = TrainResult(
+        model, None, state.history, best, state.step, time.perf_counter() - start_time, setup.cached, bank.misses
+    )
+    if out_dir is not None:
+        result.out_dir = _write_model(config, model, out_dir, len(train_rows), state.history)
+        if ckpt is not None:
+            ckpt.save(model, opt, sched, state.scalars(), state.best_state)
+    return result
+
+
+def _fit(
+    config: TrainConfig,
+    setup: TrainSetup,
+    objective: Objective,
+    val_rows: Sequence[int],
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    state: _RunState,
+    ckpt: Checkpoint | None,
+    per_epoch: int,
+    total: int,
+) -> None:
+    """Optimiser steps from ``state.step`` to ``total``, validating at epoch ends and checkpointing."""
+    model, bank, t = setup.model, setup.bank, config.train
+    model.train()
+    if setup.cached:
+        model.encoder.eval()
+    with _bar(t.progress, total, config.name) as bar:
+        task = bar.add_task("train", total=total, completed=state.step, loss=float("nan"), val=float("nan"))
+        while state.step < total:
+            epoch, pos = divmod(state.step, per_epoch)
+            order = torch.randperm(len(objective), generator=torch.Generator().manual_seed(t.seed * 100_003 + epoch))
+            idx = order[pos * t.batch_size : (pos + 1) * t.batch_size]
+            loss = objective.batch_loss(model, bank, idx, state.step, t.device)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], t.grad_clip)
+            opt.step()
+            sched.step()
+            state.step += 1
+            step = state.step
+            state.running.append(float(loss.detach()))
+            bar.update(task, advance=1, loss=float(np.mean(state.running[-50:])))
+            end_of_epoch = step % per_epoch == 0 or step == total
+            if end_of_epoch and ((step // per_epoch) % t.eval_every == 0 or step == total):
+                entry = {"epoch": math.ceil(step / per_epoch), "step": step}
+                entry["loss"] = float(np.mean(state.running[-per_epoch:]))
+                entry.update(validate(bank, val_rows, objective.dims, objective.val_pairs))
+                state.history.append(entry)
+                val = entry.get("val", math.nan)
+                bar.update(task, val=val)
+                if t.keep_best and math.isfinite(val) and val > state.best_val:
+                    state.best_val, state.best_state = val, trainable_state(model)
+            if ckpt is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
+                ckpt.save(model, opt, sched, state.scalars(running=per_epoch), state.best_state)
+
+
+def _write_model(
+    config: TrainConfig, model: QualityModel, out_dir: str | Path, n_images: int, history: list[dict[str, float]]
+) -> Path:
+    """The model folder: card + weights, and beside them the config and the validation history."""
+    card = model.card or model_card(config)
+    extra = {"trained_on": f"{config.data.dataset} ({n_images} images)"}
+    folder = save_model_folder(model, out_dir, ModelCard.from_dict({**card.to_dict(), "name": config.name}), extra)
+    (folder / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    (folder / "history.json").write_text(json.dumps(history, indent=1))
+    return folder
+
+
+def _optimizer(model: QualityModel, config: TrainConfig) -> torch.optim.Optimizer:
+    t = config.train
+    head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    enc = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
+    groups = [{"params": head, "lr": t.lr}]
+    if enc:
+        groups.append({"params": enc, "lr": t.encoder_lr if t.encoder_lr is not None else t.lr})
+    if not head and not enc:
+        raise ValueError(f"{config.source}: nothing to train: the model has no trainable parameter")
+    return torch.optim.AdamW([g for g in groups if g["params"]], betas=t.betas, weight_decay=t.weight_decay)
+
+
+def _scheduler(opt: torch.optim.Optimizer, config: TrainConfig, total: int) -> Any:
+    t = config.train
+    warmup = t.warmup_steps or int(round(t.warmup_ratio * total))
+    name = "constant_with_warmup" if t.scheduler == "constant" else t.scheduler
+    kwargs = {"num_cycles": t.cycles} if t.scheduler == "cosine_with_restarts" else None
+    return get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=total, scheduler_specific_kwargs=kwargs)
+
+
+def validate(bank: FeatureBank, rows: Sequence[int], dims: Sequence[str], pairs: Pairs | None) -> dict[str, float]:
+    """Validation figures: SRCC per MOS dimension (``val_srcc`` = their mean) or pair accuracy."""
+    if not rows:
+        return {}
+    preds = bank.predict(rows)
+    out: dict[str, float] = {}
+    table = bank.table
+    with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", M.MetricWarning)
+            for dim in dims:
+                if dim in table.labels and dim in preds:
+                    out[f"val_srcc_{dim}"] = float(M.srcc(preds[dim], table.labels[dim][list(rows)]))
+            if pairs is not None and len(pairs):
+                pos = {r: i for i, r in enumerate(rows)}
+                accs = [
+                    float(
+                        M.preference_accuracy(
+                            [preds[d][pos[a]] for a, d in zip(pairs.a, pairs.dim, strict=True) if d == dim],
+                            [preds[d][pos[b]] for b, d in zip(pairs.b, pairs.dim, strict=True) if d == dim],
+                            [lab for lab, d in zip(pairs.label, pairs.dim, strict=True) if d == dim],
+                        )
+                    )
+                    for dim in dict.fromkeys(pairs.dim)
+                ]
+                out["val_pair_acc"] = float(np.nanmean(accs))
+    srccs = [v for k, v in out.items() if k.startswith("val_srcc_") and math.isfinite(v)]
+    out["val"] = float(np.mean(srccs)) if srccs else out.get("val_pair_acc", math.nan)
+    return out
+
+
+def _bar(show: bool, total: int, name: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"[bold]{name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("val {task.fields[val]:.4f}"),
+        TimeRemainingColumn(),
+        disable=not show,
+        transient=False,
+    )

@@ -1,0 +1,108 @@
+"""Checks the protocol runs on a trained model's test images, besides the metrics.
+
+* **Robustness** (paper 004, Table 1): the metrics on the test images as given ("ORG") and horizontally flipped
+  + centre-cropped at side ratios 0.97 ... 0.90, with the mean absolute score change.
+* **Shuffled prompts**: every test image is paired with the prompt of an image from another group; a model
+  whose alignment uses the prompt gives lower alignment scores to the wrong prompts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from agiqa.data.sample import Dataset
+from agiqa.eval import metrics as M
+from agiqa.eval.evaluate import evaluate_predictions, metric_table
+from agiqa.train.augment import hflip_center_crop
+from agiqa.train.cache import cached_image_features
+from agiqa.train.features import FeatureBank
+
+ROBUSTNESS_RATIOS = (0.97, 0.95, 0.93, 0.90)
+
+
+def split_metrics(frame: pd.DataFrame, test: Dataset) -> dict[str, dict[str, float]]:
+    """``{dimension: {metric: value}}`` of predictions on a split's test side (metric warnings silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.MetricWarning)
+        dims = [c for c in frame.columns if c != "image" and (c in test.dimensions or test.pairs)]
+        return metric_table(evaluate_predictions(frame, test, dims))
+
+
+@torch.no_grad()
+def shuffled_prompt_check(bank: FeatureBank, rows: Sequence[int], seed: int = 0) -> dict[str, float]:
+    """Scores of test images with their own prompt vs the prompt of an image from another group.
+
+    Returns:
+        Per prompt-dependent dimension: mean score with the right and with the wrong prompt, their difference,
+        the share of images whose score fell, and the SRCC of the wrong-prompt scores against the MOS.
+    """
+    model, table = bank.model, bank.table
+    dims = [d.name for d in model.dimensions if d.needs_prompt]
+    if not dims or not bank.cached or len({table.groups[r] for r in rows}) < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    rows = list(rows)
+    donors = []
+    for r in rows:
+        others = [o for o in rows if table.groups[o] != table.groups[r]]
+        donors.append(others[rng.integers(len(others))])
+    model.eval()
+    rows_t = torch.as_tensor(rows)
+    right = bank.predict(rows)
+    feats = bank.batch(rows_t)
+    for k, v in bank.text.items():
+        feats[k] = v[bank.prompt_row[torch.as_tensor(donors, device=bank.prompt_row.device)]]
+    wrong = {d: s.float().cpu().numpy() for d, s in model.forward_head(feats).items()}
+    out: dict[str, float] = {}
+    for d in dims:
+        out[f"{d}_mean_right_prompt"] = float(np.mean(right[d]))
+        out[f"{d}_mean_shuffled_prompt"] = float(np.mean(wrong[d]))
+        out[f"{d}_drop"] = float(np.mean(right[d] - wrong[d]))
+        out[f"{d}_share_lower"] = float(np.mean(wrong[d] < right[d]))
+        if d in table.labels:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", M.MetricWarning)
+                out[f"{d}_srcc_shuffled"] = float(M.srcc(wrong[d], table.labels[d][rows]))
+    return out
+
+
+def robustness_table(
+    bank: FeatureBank, rows: list[int], test: Dataset, ratios: Sequence[float], split: int
+) -> pd.DataFrame:
+    """Long table ``split, perturbation, dimension, metric, value`` of the test rows, original and perturbed."""
+    base = bank.prediction_frame(rows)
+    records = []
+    for name, frame in [("ORG", base), *[(f"HF&CC({r:.2f})", _view_predictions(bank, rows, r)) for r in ratios]]:
+        for dim, metrics in split_metrics(frame, test).items():
+            for metric in ("srcc", "plcc", "krcc", "pairwise_acc", "preference_acc"):
+                if metric in metrics:
+                    records.append((split, name, dim, metric, metrics[metric]))
+            records.append((split, name, dim, "mean_abs_change", float(np.mean(np.abs(frame[dim] - base[dim])))))
+    return pd.DataFrame(records, columns=["split", "perturbation", "dimension", "metric", "value"])
+
+
+def _view_predictions(bank: FeatureBank, rows: list[int], ratio: float) -> pd.DataFrame:
+    """Predictions on flipped + centre-cropped copies (features cached per view, like the originals)."""
+    view = f"hflip+cc{ratio:.2f}"
+    sub_images = [bank.table.images[r] for r in rows]
+    if bank.cached:
+        feats, _ = cached_image_features(
+            bank.model, sub_images, bank.cache_dir, view=view, transform=hflip_center_crop(ratio)
+        )
+        device = bank.prompt_row.device
+        prompt_rows = bank.prompt_row[torch.as_tensor(rows, device=device)]
+        feats = {k: v.to(device) for k, v in feats.items()}
+        bank.model.eval()
+        with torch.no_grad():
+            out = bank.model.forward_head({**feats, **{k: v[prompt_rows] for k, v in bank.text.items()}})
+        preds = {d: s.float().cpu().numpy() for d, s in out.items()}
+    else:
+        bank.views.append((view, hflip_center_crop(ratio)))
+        preds = bank.predict(rows, view=len(bank.views))
+        bank.views.pop()
+    return pd.DataFrame({"image": [bank.table.ids[r] for r in rows], **preds})
