@@ -27,12 +27,15 @@ class EncoderOutput:
         mask: ``(B, L)`` bool, True where a token is real (text padding is False); None when all are real.
         summary: ``(B, D_summary)`` the features ``pooled`` is projected from (``pooled == encoder.project(summary,
             tower)``), for heads that train the projection over cached features; None when the encoder has none.
+        concepts: ``(B, C)`` probabilities of the image over the encoder's concept vocabulary (``concept_text``),
+            e.g. the ImageNet classes of the lite encoder's classifier; None when the encoder has none.
     """
 
     tokens: torch.Tensor
     pooled: torch.Tensor
     mask: torch.Tensor | None = None
     summary: torch.Tensor | None = None
+    concepts: torch.Tensor | None = None
 
 
 class DualEncoder(nn.Module, ABC):
@@ -90,6 +93,13 @@ class DualEncoder(nn.Module, ABC):
     def project(self, summary: torch.Tensor, tower: str) -> torch.Tensor:
         """Map an ``EncoderOutput.summary`` of ``tower`` (``image`` or ``text``) to its ``pooled`` embedding."""
         raise NotImplementedError(f"{type(self).__name__} gives no summary features to project")
+
+    def concept_text(self) -> torch.Tensor:
+        """``(C, D_summary)`` unit text summaries of the concept names behind ``EncoderOutput.concepts``.
+
+        Lets a head map words into the concept vocabulary the image tower predicts (word-to-concept matching).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no concept vocabulary")
 
     def projection_modules(self) -> list[nn.Module]:
         """The modules ``project`` applies (they stay trainable when a head projects cached summaries)."""

