@@ -127,8 +127,12 @@ def train_config(root: Path, name: str, val_fraction: float, **train: object) ->
     )
 
 
-def make_dataset(root: Path, n_prompts: int = 6, per_prompt: int = 4, seed: int = 0) -> Dataset:
-    """Solid-colour images with noise: quality = brightness (x4), alignment = prompt names the image's colour."""
+def make_dataset(root: Path, n_prompts: int = 6, per_prompt: int = 4, seed: int = 0, aligned: bool = False) -> Dataset:
+    """Solid-colour images with noise: quality = brightness (x4), alignment = prompt names the image's colour.
+
+    With ``aligned`` every image shows the colour its prompt asks for (as generated images mostly do), so the
+    labels alone never tell a model that alignment depends on the prompt.
+    """
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     names = list(COLOURS)
@@ -137,7 +141,7 @@ def make_dataset(root: Path, n_prompts: int = 6, per_prompt: int = 4, seed: int 
         asked = names[p % 3]
         prompt = f"a {asked} square number {p}"
         for k in range(per_prompt):
-            colour = names[(p + k) % 3]
+            colour = asked if aligned else names[(p + k) % 3]
             bright = rng.uniform(0.2, 1.0)
             base = np.array(COLOURS[colour]) * bright
             pixels = np.clip(base + rng.normal(0, 10, (SIZE * 2, SIZE * 2, 3)), 0, 255).astype(np.uint8)

@@ -62,6 +62,30 @@ class StablePreferenceConfig:
 
 
 @dataclass
+class MismatchConfig:
+    """Mismatched prompts as negatives: the same image must score lower under another training prompt.
+
+    Attributes:
+        enabled: Add the mismatch loss to the objective.
+        dimensions: Dimensions it applies to (default: the trained ones among alignment, correspondence and
+            preference, the scores that should read the prompt).
+        per_item: Negative prompts drawn per image and step.
+        weight: Weight of the mismatch loss against the main loss.
+        margin: For MOS objectives: the own prompt must score at least this much (in score units) above the
+            other; pair objectives use their own pair loss with the own prompt preferred.
+        hard: Fraction of negatives drawn among the training prompts that share a content word with the image's
+            own prompt (when it has any); the rest are drawn uniformly.
+    """
+
+    enabled: bool = False
+    dimensions: list[str] | None = None
+    per_item: int = 1
+    weight: float = 1.0
+    margin: float = 0.5
+    hard: float = 0.0
+
+
+@dataclass
 class FreezeConfig:
     """Which encoder layers stay fixed (``encoder.freeze(fraction, tower)``).
 
@@ -132,6 +156,7 @@ class TrainSection:
         checkpoint_every: Save a resumable checkpoint every this many steps (0 = at the end only).
         tie_margin: Same-prompt MOS pairs closer than this are not used as training pairs.
         stable_preference: Stable Preference options.
+        mismatch: Mismatched-prompt negatives for the prompt-dependent dimensions.
         progress: Show a progress bar.
         device: Torch device.
         num_threads: Torch CPU threads (0 = leave as is).
@@ -159,6 +184,7 @@ class TrainSection:
     checkpoint_every: int = 0
     tie_margin: float = 0.0
     stable_preference: StablePreferenceConfig = field(default_factory=StablePreferenceConfig)
+    mismatch: MismatchConfig = field(default_factory=MismatchConfig)
     progress: bool = True
     device: str = "cpu"
     num_threads: int = 0
@@ -239,6 +265,9 @@ class TrainConfig:
             "train.epochs": t.epochs > 0,
             "train.steps": t.steps is None or t.steps > 0,
             "train.stable_preference.views": t.stable_preference.views >= 1,
+            "train.mismatch.per_item": t.mismatch.per_item >= 1,
+            "train.mismatch.weight": t.mismatch.weight >= 0,
+            "train.mismatch.hard": 0.0 <= t.mismatch.hard <= 1.0,
             "train.freeze.fraction": 0.0 <= t.freeze.fraction <= 1.0,
             "data.val_fraction": 0.0 <= d.val_fraction < 1.0,
         }

@@ -73,11 +73,19 @@ class FeatureBank:
         self.prompt_row = self.prompt_row.to(device)
         return self
 
-    def batch(self, rows: torch.Tensor, view: int = 0) -> dict[str, torch.Tensor]:
-        """Features of the given rows (view 0 = original, ``v`` = extra view ``v - 1``)."""
+    def batch(
+        self, rows: torch.Tensor, view: int = 0, prompt_rows: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Features of the given rows (view 0 = original, ``v`` = extra view ``v - 1``).
+
+        Args:
+            rows: Table rows of the images.
+            view: Which view of the images.
+            prompt_rows: Rows of ``prompts`` to pair the images with instead of their own prompts.
+        """
         if self.cached:
             rows = rows.to(self.prompt_row.device)
-            prompt_rows = self.prompt_row[rows]
+            prompt_rows = self.prompt_row[rows] if prompt_rows is None else prompt_rows.to(self.prompt_row.device)
             return {
                 **{k: v[rows] for k, v in self.image[view].items()},
                 **{k: v[prompt_rows] for k, v in self.text.items()},
@@ -90,18 +98,37 @@ class FeatureBank:
             if transform is not None:
                 image = transform(image, content_hash(self.table.images[r]))
             pixels.append(self.model.preprocess(image))
-        prompts = [self.table.prompts[r] for r in rows.tolist()]
+        if prompt_rows is None:
+            prompts = [self.table.prompts[r] for r in rows.tolist()]
+        else:
+            prompts = [self.prompts[p] for p in prompt_rows.tolist()]
         return self.model.forward_features(torch.stack(pixels).to(device), prompts)
 
     @torch.no_grad()
-    def predict(self, rows: Sequence[int], batch_size: int = 256, view: int = 0) -> dict[str, np.ndarray]:
-        """Scores ``{dimension: (len(rows),)}`` of the given rows, model in eval mode."""
+    def predict(
+        self,
+        rows: Sequence[int],
+        batch_size: int = 256,
+        view: int = 0,
+        prompt_rows: Sequence[int] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Scores ``{dimension: (len(rows),)}`` of the given rows, model in eval mode.
+
+        Args:
+            rows: Table rows of the images.
+            batch_size: Rows per head call.
+            view: Which view of the images.
+            prompt_rows: Rows of ``prompts`` to score the images with instead of their own prompts.
+        """
         was = self.model.training
         self.model.eval()
         out: dict[str, list[np.ndarray]] = {}
         rows_t = torch.as_tensor(list(rows), dtype=torch.long)
+        prompts_t = None if prompt_rows is None else torch.as_tensor(list(prompt_rows), dtype=torch.long)
         for start in range(0, len(rows_t), batch_size):
-            scores = self.model.forward_head(self.batch(rows_t[start : start + batch_size], view))
+            part = slice(start, start + batch_size)
+            other = None if prompts_t is None else prompts_t[part]
+            scores = self.model.forward_head(self.batch(rows_t[part], view, prompt_rows=other))
             for dim, s in scores.items():
                 out.setdefault(dim, []).append(s.detach().float().cpu().numpy())
         self.model.train(was)

@@ -123,7 +123,7 @@ def train(
     train_rows, val_rows = rows if rows is not None else split_rows(config, setup.dataset, setup.table)
     if not train_rows:
         raise ValueError(f"{config.source}: no training images left after the split; check data.splits / limit")
-    objective = make_objective(config, model, setup.dataset, setup.table, train_rows, val_rows)
+    objective = make_objective(config, model, setup.dataset, setup.table, train_rows, val_rows, bank)
     per_epoch = math.ceil(len(objective) / t.batch_size)
     total = t.steps or t.epochs * per_epoch
     opt = _optimizer(model, config)

@@ -5,6 +5,8 @@
   pairs (rankings come expanded by the readers) and, for MOS data, every same-prompt pair per dimension.
 * **Stable Preference** (paper 004) wraps any pair objective: the anti-interference loss over ``k`` weak views,
   step 1 (gated by ``1 / (1 + exp((dS - b) / tau))``) until ``switch_step``, then step 2 (softmax of ``dS``).
+* **Mismatched prompts** (``agiqa.train.mismatch``) add, to any objective, a loss on the same images under other
+  training prompts for the dimensions that should read the prompt.
 
 Pair losses take the softmax over exactly the scores ``forward_head`` returns (the ``QualityModel`` contract:
 a method's temperature, such as PrefIQA's ``logit_scale``, is already in them). Per-pair losses stay unreduced
@@ -23,6 +25,7 @@ from agiqa.data.sample import Dataset
 from agiqa.models.base import QualityModel
 from agiqa.train.config import StablePreferenceConfig, TrainConfig
 from agiqa.train.features import FeatureBank
+from agiqa.train.mismatch import Mismatch, mismatch_dimensions
 from agiqa.train.selection import Pairs, training_pairs
 from agiqa.train.table import ImageTable
 
@@ -40,6 +43,7 @@ class Objective:
         targets: ``(N, len(dims))`` MOS of every table row for regression, NaN where missing (empty for pairs).
         val_pairs: Pairs among the validation rows (pair losses only), for the validation accuracy.
         stable_preference: Stable Preference options.
+        mismatch: The mismatched-prompt loss, when enabled.
     """
 
     loss: str
@@ -48,6 +52,7 @@ class Objective:
     targets: torch.Tensor
     val_pairs: Pairs | None
     stable_preference: StablePreferenceConfig
+    mismatch: Mismatch | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -60,7 +65,10 @@ class Objective:
             return self._pair_loss(model, bank, self.items, idx, step, device)
         rows = torch.as_tensor([self.items[i] for i in idx.tolist()], dtype=torch.long)
         out = model.forward_head(bank.batch(rows))
-        return regression_loss(out, self.targets[rows].to(device), self.dims, self.loss)
+        loss = regression_loss(out, self.targets[rows].to(device), self.dims, self.loss)
+        if self.mismatch is not None:
+            loss = loss + self.mismatch.loss(model, rows, out, step, None)
+        return loss
 
     def _pair_loss(
         self,
@@ -77,19 +85,25 @@ class Objective:
         index = {d: i for i, d in enumerate(self.dims)}
         which = torch.as_tensor([index[pairs.dim[i]] for i in idx.tolist()], dtype=torch.long)
 
-        def scores(view: int) -> tuple[torch.Tensor, torch.Tensor]:
-            out = model.forward_head(bank.batch(torch.cat([a, b]), view))
+        rows = torch.cat([a, b])
+
+        def scores(view: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+            out = model.forward_head(bank.batch(rows, view))
             s = torch.stack([out[d] for d in self.dims])  # (D, 2B)
             picked = s.gather(0, torch.cat([which, which]).to(s.device).unsqueeze(0)).squeeze(0)
-            return picked[: len(a)], picked[len(a) :]
+            return picked[: len(a)], picked[len(a) :], out
 
-        s_a, s_b = scores(0)
+        s_a, s_b, out = scores(0)
         per_pair = pair_loss(s_a, s_b, label, self.loss)
         sp = self.stable_preference
-        if not sp.enabled:
-            return per_pair.mean()
-        views = [scores(v) for v in range(1, sp.views + 1)]
-        return stable_preference_loss(per_pair, s_a, s_b, label, views, step, sp)
+        if sp.enabled:
+            views = [scores(v)[:2] for v in range(1, sp.views + 1)]
+            loss = stable_preference_loss(per_pair, s_a, s_b, label, views, step, sp)
+        else:
+            loss = per_pair.mean()
+        if self.mismatch is not None:
+            loss = loss + self.mismatch.loss(model, rows, out, step, self.loss)
+        return loss
 
 
 def make_objective(
@@ -99,6 +113,7 @@ def make_objective(
     table: ImageTable,
     train_rows: Sequence[int],
     val_rows: Sequence[int],
+    bank: FeatureBank,
 ) -> Objective:
     """The objective of a run: the configured loss (else the method's ``default_loss``) over its items.
 
@@ -125,7 +140,11 @@ def make_objective(
     if not items:
         what = "samples" if isinstance(items, list) else "pairs"
         raise ValueError(f"{config.source}: no training {what} in the training data")
-    return Objective(loss, dims, items, targets, val_pairs, sp)
+    mismatch = None
+    if t.mismatch.enabled:
+        which = mismatch_dimensions(t.mismatch, dims, config.source)
+        mismatch = Mismatch(t.mismatch, bank, train_rows, which, t.seed)
+    return Objective(loss, dims, items, targets, val_pairs, sp, mismatch)
 
 
 def trained_dimensions(config: TrainConfig, model: QualityModel, table: ImageTable, has_pairs: bool) -> list[str]:

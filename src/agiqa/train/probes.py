@@ -2,8 +2,9 @@
 
 * **Robustness** (paper 004, Table 1): the metrics on the test images as given ("ORG") and horizontally flipped
   + centre-cropped at side ratios 0.97 ... 0.90, with the mean absolute score change.
-* **Shuffled prompts**: every test image is paired with the prompt of an image from another group; a model
-  whose alignment uses the prompt gives lower alignment scores to the wrong prompts.
+* **Shuffled prompts**: every test image is paired with the prompt of a random image from another group; a model
+  whose alignment reads the prompt gives lower alignment scores to the wrong prompts. The protocol runs it on
+  every split and reports the share of images whose score fell as the metric ``prompt_swap_share``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from agiqa.eval.evaluate import evaluate_predictions, metric_table
 from agiqa.train.augment import hflip_center_crop
 from agiqa.train.cache import cached_image_features
 from agiqa.train.features import FeatureBank
+from agiqa.train.mismatch import prompt_swap_share
 
 ROBUSTNESS_RATIOS = (0.97, 0.95, 0.93, 0.90)
 
@@ -33,37 +35,30 @@ def split_metrics(frame: pd.DataFrame, test: Dataset) -> dict[str, dict[str, flo
         return metric_table(evaluate_predictions(frame, test, dims))
 
 
-@torch.no_grad()
 def shuffled_prompt_check(bank: FeatureBank, rows: Sequence[int], seed: int = 0) -> dict[str, float]:
-    """Scores of test images with their own prompt vs the prompt of an image from another group.
+    """Scores of test images with their own prompt vs the prompt of a random image from another group.
 
     Returns:
-        Per prompt-dependent dimension: mean score with the right and with the wrong prompt, their difference,
-        the share of images whose score fell, and the SRCC of the wrong-prompt scores against the MOS.
+        Per prompt-dependent dimension: mean score with the right and with the wrong prompt, their difference
+        (``drop``), the share of images whose score fell (``share_lower``, 0.5 is a coin toss), and the SRCC of
+        the wrong-prompt scores against the MOS.
     """
-    model, table = bank.model, bank.table
-    dims = [d.name for d in model.dimensions if d.needs_prompt]
-    if not dims or not bank.cached or len({table.groups[r] for r in rows}) < 2:
+    table = bank.table
+    dims = [d.name for d in bank.model.dimensions if d.needs_prompt]
+    if not dims or len({table.groups[r] for r in rows}) < 2:
         return {}
     rng = np.random.default_rng(seed)
     rows = list(rows)
-    donors = []
-    for r in rows:
-        others = [o for o in rows if table.groups[o] != table.groups[r]]
-        donors.append(others[rng.integers(len(others))])
-    model.eval()
-    rows_t = torch.as_tensor(rows)
+    groups = np.array([table.groups[r] for r in rows])
+    donors = [rows[rng.choice(np.flatnonzero(groups != g))] for g in groups]
     right = bank.predict(rows)
-    feats = bank.batch(rows_t)
-    for k, v in bank.text.items():
-        feats[k] = v[bank.prompt_row[torch.as_tensor(donors, device=bank.prompt_row.device)]]
-    wrong = {d: s.float().cpu().numpy() for d, s in model.forward_head(feats).items()}
+    wrong = bank.predict(rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)].tolist())
     out: dict[str, float] = {}
     for d in dims:
         out[f"{d}_mean_right_prompt"] = float(np.mean(right[d]))
         out[f"{d}_mean_shuffled_prompt"] = float(np.mean(wrong[d]))
         out[f"{d}_drop"] = float(np.mean(right[d] - wrong[d]))
-        out[f"{d}_share_lower"] = float(np.mean(wrong[d] < right[d]))
+        out[f"{d}_share_lower"] = prompt_swap_share(right[d], wrong[d])
         if d in table.labels:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", M.MetricWarning)

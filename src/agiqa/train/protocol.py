@@ -98,12 +98,17 @@ def run_protocol(
         result.val_history.append(res.history)
         test_rows = [row[x] for x in split.test if x in row]
         scores = split_metrics(bank.prediction_frame(test_rows), test)
+        shuffled = shuffled_prompt_check(bank, test_rows, seed=config.train.seed + i)
+        for dim in scores:
+            if f"{dim}_share_lower" in shuffled:
+                scores[dim]["prompt_swap_share"] = shuffled[f"{dim}_share_lower"]
+                scores[dim]["prompt_swap_drop"] = shuffled[f"{dim}_drop"]
         result.per_split.append(scores)
         if i in robustness_splits and robustness_ratios:
             robustness = robustness_table(bank, test_rows, test, robustness_ratios, i)
             result.robustness = pd.concat([result.robustness, robustness])
         if i == 0:
-            result.shuffled = shuffled_prompt_check(bank, test_rows, seed=config.train.seed)
+            result.shuffled = shuffled
         if progress:
             line = ", ".join(f"{d} SRCC {v.get('srcc', math.nan):.4f}" for d, v in scores.items())
             print(f"[{config.name}] split {i + 1}/{len(splits)}: {line} ({res.seconds:.1f} s)", flush=True)

@@ -1,0 +1,125 @@
+"""Mismatched-prompt negatives: what is drawn, what reaches the loss, and that alignment learns to read the prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import _train_tiny as tiny
+from agiqa.train import train
+from agiqa.train.config import MismatchConfig
+from agiqa.train.mismatch import Mismatch, content_words, mismatch_dimensions, prompt_swap_share
+from agiqa.train.setup import prepare
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory):
+    tiny.register()
+    return tiny.make_dataset(tmp_path_factory.mktemp("tiny") / "images", n_prompts=9, per_prompt=6)
+
+
+def config(tmp_path: Path, **train: object):
+    base = {"epochs": 30, "batch_size": 8, "lr": 0.02, "keep_best": False}
+    return tiny.train_config(tmp_path, "tiny-mismatch", 0.0, **{**base, **train})
+
+
+def test_negatives_are_other_training_prompts_and_seeded(tmp_path: Path, data) -> None:
+    setup = prepare(config(tmp_path), data)
+    table, bank = setup.table, setup.bank
+    train_rows = [r for r in range(len(table)) if table.prompts[r] != table.prompts[0]]
+    held_out = int(bank.prompt_row[0])
+    mismatch = Mismatch(MismatchConfig(enabled=True, per_item=3), bank, train_rows, ["alignment"], seed=0)
+    rows = torch.as_tensor(train_rows[:10] + [0])  # row 0's prompt is not a training prompt: no negatives for it
+    images, prompts = mismatch.negatives(rows, step=5)
+    assert len(images) == 3 * 10 and 0 not in images.tolist()
+    assert (prompts != bank.prompt_row[images]).all()
+    assert held_out not in prompts.tolist()
+    again = mismatch.negatives(rows, step=5)
+    assert torch.equal(again[1], prompts) and not torch.equal(mismatch.negatives(rows, step=6)[1], prompts)
+
+
+def test_hard_negatives_share_a_content_word() -> None:
+    class Bank:
+        prompts = ["a red car on a road", "a red apple", "a blue whale", "green fields", "a car park at night"]
+        prompt_row = torch.arange(5)
+
+    mismatch = Mismatch(MismatchConfig(enabled=True, per_item=20, hard=1.0), Bank(), range(5), ["alignment"], 0)
+    _, prompts = mismatch.negatives(torch.tensor([0]), step=0)
+    assert set(prompts.tolist()) == {1, 4}  # "red" and "car"; prompts sharing nothing are never drawn
+    _, prompts = mismatch.negatives(torch.tensor([3]), step=0)  # no neighbour: falls back to uniform
+    assert 3 not in prompts.tolist() and len(set(prompts.tolist())) > 1
+    assert content_words("The cat AND the hat") == {"cat", "hat"}
+
+
+def test_the_loss_sees_the_other_prompts_features(tmp_path: Path, data, monkeypatch) -> None:
+    setup = prepare(config(tmp_path), data)
+    bank, model = setup.bank, setup.model
+    seen = []
+    real = model.forward_head
+
+    def spy(features):
+        seen.append(features)
+        return real(features)
+
+    monkeypatch.setattr(model, "forward_head", spy)
+    rows = torch.arange(8)
+    own = real(bank.batch(rows))
+    mismatch = Mismatch(MismatchConfig(enabled=True, margin=100.0), bank, range(len(bank.table)), ["alignment"], 0)
+    loss = mismatch.loss(model, rows, own, step=3, pair_loss=None)
+    images, prompts = mismatch.negatives(rows, step=3)
+    (features,) = seen
+    assert torch.equal(features["text_pooled"], bank.text["text_pooled"][prompts])
+    assert torch.equal(features["image_pooled"], bank.image[0]["image_pooled"][images])
+    other = real(features)["alignment"]
+    expected = torch.relu(100.0 - (own["alignment"][images] - other)).mean()
+    assert torch.allclose(loss, expected)
+
+
+def test_pair_objectives_get_mismatched_pairs_with_the_own_prompt_preferred(tmp_path: Path, data, monkeypatch) -> None:
+    import agiqa.train.mismatch as module
+
+    labels = []
+    real = module.pairwise_cross_entropy
+
+    def spy(s_a, s_b, label, *args, **kwargs):
+        labels.append(label)
+        return real(s_a, s_b, label, *args, **kwargs)
+
+    monkeypatch.setattr(module, "pairwise_cross_entropy", spy)
+    train(config(tmp_path, loss="pairwise_ce", steps=2, mismatch={"enabled": True}), dataset=data)
+    assert labels == [1.0, 1.0]
+
+
+def test_alignment_learns_to_read_the_prompt(tmp_path: Path) -> None:
+    """Every image shows its prompt's colour: only the negatives can teach that a prompt asking another colour fits
+    worse, so the share of images scored lower under such a prompt must rise from about a coin toss."""
+    tiny.register()
+    data = tiny.make_dataset(tmp_path / "images", n_prompts=9, per_prompt=6, aligned=True)
+    setup = prepare(config(tmp_path / "probe"), data)
+    bank = setup.bank
+    asked = [next(c for c in tiny.COLOURS if f" {c} " in p) for p in bank.prompts]
+    rows = list(range(len(setup.table)))
+    rng = np.random.default_rng(0)
+    donors = [rng.choice([p for p in range(len(asked)) if asked[p] != asked[int(bank.prompt_row[r])]]) for r in rows]
+
+    def share(**extra: object) -> float:
+        result = train(config(tmp_path / str(len(extra)), **extra), dataset=data)
+        setup.model.load_state_dict(result.model.state_dict())
+        own = bank.predict(rows)["alignment"]
+        other = bank.predict(rows, prompt_rows=donors)["alignment"]
+        return prompt_swap_share(own, other)
+
+    plain = share(epochs=60)
+    with_negatives = share(epochs=60, mismatch={"enabled": True, "margin": 1.0, "per_item": 4, "weight": 5.0})
+    assert with_negatives >= 0.9 and with_negatives > plain + 0.2, (plain, with_negatives)
+
+
+def test_mismatch_dimensions_name_the_config() -> None:
+    assert mismatch_dimensions(MismatchConfig(enabled=True), ["quality", "alignment"], "c.yaml") == ["alignment"]
+    with pytest.raises(ValueError, match=r"c\.yaml: .*\['style'\]"):
+        mismatch_dimensions(MismatchConfig(enabled=True, dimensions=["style"]), ["quality"], "c.yaml")
+    with pytest.raises(ValueError, match="no trained dimension reads the prompt"):
+        mismatch_dimensions(MismatchConfig(enabled=True), ["quality"], "c.yaml")
