@@ -193,12 +193,14 @@ def summary() -> None:
             mean, std = cells.get((dim, metric), (None, None))
             row[f"{dim} {metric}"] = "n/a" if mean is None else f"{mean:.4f} ± {std or 0:.4f}"
         row["train s/split"] = f"{np.mean(secs):.1f} ± {np.std(secs, ddof=1) if len(secs) > 1 else 0:.1f}"
+        share = cells.get(("alignment", "prompt_swap_share"))
         shuffled = doc.get("shuffled_prompts") or {}
-        row["alignment drop, shuffled prompt"] = (
-            f"{shuffled['alignment_drop']:.3f} ({100 * shuffled['alignment_share_lower']:.0f}% lower)"
-            if "alignment_drop" in shuffled
-            else "n/a"
-        )
+        if share is not None:
+            row["alignment lower under another prompt"] = f"{100 * share[0]:.1f}% ± {100 * (share[1] or 0):.1f}"
+        elif "alignment_share_lower" in shuffled:  # results written before the probe ran on every split
+            row["alignment lower under another prompt"] = f"{100 * shuffled['alignment_share_lower']:.0f}% (split 0)"
+        else:
+            row["alignment lower under another prompt"] = "n/a"
         rows.append(row)
     if not rows:
         print("no protocol_*-agiqa3k.json results yet", file=sys.stderr)
@@ -211,6 +213,10 @@ def summary() -> None:
         "Test sides never share a prompt with the training side (splits: `src/agiqa/splits/agiqa3k.json`).",
         "`pairwise_acc`: same-prompt pairs ordered as the MOS order them. `train s/split`: training time",
         "of one split (features cached, computed once per method) on the device named in `trained on`.",
+        "`alignment lower under another prompt`: share of test images whose alignment score falls when the image",
+        "is paired with another test prompt (50% = the score ignores the prompt); mean ± std over the splits.",
+        "PrefIQA trains on same-prompt pairs only, so its scores carry a per-prompt offset that cross-prompt SRCC",
+        "punishes: read its `pairwise_acc` (same-prompt order) beside its SRCC.",
         "",
         "| " + " | ".join(frame.columns) + " |",
         "|" + "---|" * len(frame.columns),

@@ -34,6 +34,21 @@ Choices where the paper is vague (see docs/methods.md):
   applies the encoder's joint-space projections, so the projections train even over cached features (the
   default ``agiqa-lite``; see ``agiqa.encoders.lite``). The projection is linear, so projecting the mean
   patch summary equals averaging the projected patches.
+* ``fine_grained``: eq. 6 per dimension (default on, as in the paper). Off for a perception dimension makes
+  it prompt-free: its score no longer depends on the prompt's words, so it can be scored without a prompt.
+
+Our extension, ``concept_match`` (off in the paper's cards, on in ``agiqa-lite``): eq. 4 compares each word
+with the whole image in a joint space that a frozen encoder trained on ImageNet never aligned, so it hardly
+reads the prompt (an image's score fell under another image's prompt for 58% of images). Encoders with a
+concept vocabulary (``EncoderOutput.concepts``: the lite encoder's ImageNet class probabilities ``p(c)``,
+averaged over the image and its patches) give a second, readable signal: each word ``w`` is mapped into that
+vocabulary by the text tower, ``q_w(c) = softmax_c(S(w, name_c) / T)`` with the encoder's ``concept_text``
+(``T = concept_temperature``), and
+
+    ``M = mean_k log sum_c p(c) q_wk(c)``  (how probable the image makes the prompt's words),
+    ``Q += gamma M + beta`` for the alignment-kind dimensions,
+
+with ``gamma`` and ``beta`` learned per dimension and zero-initialised (an untrained term leaves eq. 7 as is).
 """
 
 from __future__ import annotations
@@ -96,6 +111,9 @@ class TSPMGS(QualityModel):
         learn_logit_scale: Whether ``logit_scale`` is trained.
         adapter: Zero-initialised residual linear maps on the image and text embeddings.
         project_in_head: Cache encoder summaries and apply the (trainable) projections in the head.
+        fine_grained: Eq. 6 on or off: a bool, or ``{dimension: bool}`` (default True).
+        concept_match: Add the concept-level match term to the alignment-kind dimensions (module docstring).
+        concept_temperature: ``T`` of the word-to-concept softmax.
     """
 
     default_loss = "mae"
@@ -113,6 +131,9 @@ class TSPMGS(QualityModel):
         learn_logit_scale: bool = False,
         adapter: bool = False,
         project_in_head: bool = False,
+        fine_grained: bool | Mapping[str, bool] = True,
+        concept_match: bool = False,
+        concept_temperature: float = 0.1,
     ) -> None:
         super().__init__(encoder, dimensions)
         if perception_form not in PERCEPTION_PROMPTS:
@@ -142,6 +163,20 @@ class TSPMGS(QualityModel):
                 self.alpha_fixed[name] = float(value)
             else:
                 raise ValueError(f"tsp-mgs: alpha for {name!r} is {value!r}; give a number in [0, 1] or 'learned'")
+        fine = fine_grained if isinstance(fine_grained, Mapping) else dict.fromkeys(names, fine_grained)
+        unknown = sorted(set(fine) - set(names))
+        if unknown:
+            raise ValueError(f"tsp-mgs: fine_grained names {unknown}; keys must be among {names}")
+        self.fine_grained = {n: bool(fine.get(n, True)) for n in names}
+        self.concept_match, self.concept_temperature = concept_match, concept_temperature
+        matched = [n for n in names if kinds[n] == "alignment"] if concept_match else []
+        if matched:
+            try:
+                encoder.concept_text()
+            except NotImplementedError as err:
+                raise ValueError(f"tsp-mgs: concept_match needs an encoder with a concept vocabulary: {err}") from err
+        self.concept_gamma = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in matched})
+        self.concept_beta = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in matched})
         self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)), requires_grad=learn_logit_scale)
         dim = encoder.embed_dim
         self.image_adapter = zero_linear(dim, dim) if adapter else None
@@ -164,11 +199,17 @@ class TSPMGS(QualityModel):
         A plain ``(B, 3, S, S)`` batch (no patches) is accepted; the image then stands in for its patches.
         """
         if pixel_values.dim() == 4:
-            pooled = self._pooled(self.encoder.encode_image(pixel_values))
-            return {"image_pooled": pooled, "patch_pooled": pooled}
+            pixel_values = pixel_values.unsqueeze(1)
         batch, views = pixel_values.shape[:2]
-        pooled = self._pooled(self.encoder.encode_image(pixel_values.flatten(0, 1))).view(batch, views, -1)
-        return {"image_pooled": pooled[:, 0], "patch_pooled": pooled[:, 1:].mean(dim=1)}
+        out = self.encoder.encode_image(pixel_values.flatten(0, 1))
+        pooled = self._pooled(out).view(batch, views, -1)
+        patches = pooled[:, 1:] if views > 1 else pooled
+        feats = {"image_pooled": pooled[:, 0], "patch_pooled": patches.mean(dim=1)}
+        if self.concept_gamma:
+            if out.concepts is None:
+                raise ValueError(f"tsp-mgs: concept_match needs concept probabilities; {self.encoder.name} gives none")
+            feats["concepts"] = out.concepts.view(batch, views, -1).mean(dim=1)
+        return feats
 
     def text_features(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Level-prompt embeddings ``(B, L, D)`` per prompt kind in use and word embeddings ``(B, K, D)``."""
@@ -182,15 +223,25 @@ class TSPMGS(QualityModel):
                 batch, len(ALIGNMENT_LEVELS), -1
             )
         words = [prompt_words(p, self.max_words) for p in prompts]
-        pooled = self._pooled(self.encoder.encode_text([w for ws in words for w in ws]))
-        table = pooled.new_zeros(batch, self.max_words, pooled.shape[-1])
-        mask = torch.zeros(batch, self.max_words, dtype=torch.bool, device=pooled.device)
+        out = self.encoder.encode_text([w for ws in words for w in ws])
+        feats["words"], mask = self._word_table(self._pooled(out), words)
+        if self.concept_gamma:
+            names = self.encoder.concept_text().to(out.summary.device)
+            similarity = nn.functional.normalize(out.summary, dim=-1) @ nn.functional.normalize(names, dim=-1).T
+            q = (similarity / self.concept_temperature).softmax(dim=-1)
+            feats["word_concepts"] = self._word_table(q, words)[0]
+        return {**feats, "words_mask": mask}
+
+    def _word_table(self, flat: torch.Tensor, words: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, max_words, ...)`` rows of per-word ``flat`` values (zero-padded) and the ``(B, max_words)`` mask."""
+        table = flat.new_zeros(len(words), self.max_words, *flat.shape[1:])
+        mask = torch.zeros(len(words), self.max_words, dtype=torch.bool, device=flat.device)
         start = 0
         for row, ws in enumerate(words):
-            table[row, : len(ws)] = pooled[start : start + len(ws)]
+            table[row, : len(ws)] = flat[start : start + len(ws)]
             mask[row, : len(ws)] = True
             start += len(ws)
-        return {**feats, "words": table, "words_mask": mask}
+        return table, mask
 
     def _pooled(self, out: EncoderOutput) -> torch.Tensor:
         """What the features keep of an encoder output: the embedding, or its summary with ``project_in_head``."""
@@ -220,15 +271,26 @@ class TSPMGS(QualityModel):
         w_image = masked_mean(cosine(image, words).unsqueeze(-1), mask).squeeze(-1)
         w_patch = masked_mean(cosine(patch, words).unsqueeze(-1), mask).squeeze(-1)
         scale = self.log_scale.exp()
+        if self.concept_gamma:
+            match = self.concept_log_match(features["concepts"], features["word_concepts"], mask).to(image.dtype)
         scores = {}
         for name, kind in self.kinds.items():
             levels = self._adapt(features[f"levels_{kind}"], self.text_adapter, "text")
             q_image = expected_level(scale * cosine(image, levels))
             q_patch = expected_level(scale * cosine(patch, levels))
-            q_fine = (w_image + w_patch) / 2 * levels.shape[1]
             alpha = self.alpha(name)
-            scores[name] = alpha * q_image + (1 - alpha) * q_patch + q_fine
+            scores[name] = alpha * q_image + (1 - alpha) * q_patch
+            if self.fine_grained[name]:
+                scores[name] = scores[name] + (w_image + w_patch) / 2 * levels.shape[1]
+            if name in self.concept_gamma:
+                scores[name] = scores[name] + self.concept_gamma[name] * match + self.concept_beta[name]
         return scores
+
+    @staticmethod
+    def concept_log_match(concepts: torch.Tensor, word_concepts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``M = mean_k log sum_c p(c) q_wk(c)`` over the unmasked words: ``(B,)``."""
+        per_word = torch.einsum("bc,bkc->bk", concepts.float(), word_concepts.float()).clamp_min(1e-6).log()
+        return masked_mean(per_word.unsqueeze(-1), mask).squeeze(-1)
 
 
 @register_method("tsp-mgs")

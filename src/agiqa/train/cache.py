@@ -54,7 +54,7 @@ from agiqa.models.base import QualityModel
 from agiqa.train.augment import ViewTransform
 
 CACHE_ENV = "AGIQA_CACHE_DIR"
-ENCODER_FIELDS = ("tokens", "pooled", "mask", "summary")  # what EncoderMemo stores; part of its namespace
+ENCODER_FIELDS = ("tokens", "pooled", "mask", "summary", "concepts")  # what EncoderMemo stores; part of its namespace
 
 
 def default_cache_dir() -> Path:
@@ -279,6 +279,8 @@ class EncoderMemo:
                     item["mask"] = out.mask[j]
                 if out.summary is not None:
                     item["summary"] = out.summary[j]
+                if out.concepts is not None:
+                    item["concepts"] = out.concepts[j]
                 new[unique[i]] = item
             self.store.put(new)
             found.update({k: {n: self.store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
@@ -289,6 +291,7 @@ class EncoderMemo:
             pooled=stacked["pooled"].to(device),
             mask=stacked["mask"].to(device) if "mask" in stacked else None,
             summary=stacked["summary"].to(device) if "summary" in stacked else None,
+            concepts=stacked["concepts"].to(device) if "concepts" in stacked else None,
         )
 
 
