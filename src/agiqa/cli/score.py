@@ -20,7 +20,7 @@ from rich.text import Text
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
-from agiqa.cli.options import BatchOpt, DeviceOpt, ModelOpt, load_scorer
+from agiqa.cli.options import BatchOpt, DeviceOpt, ModelOpt, RuntimeOpt, ThreadsOpt, load_scorer
 
 
 class _RateColumn(ProgressColumn):
@@ -78,6 +78,8 @@ def score(
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = (
         api.MAX_PIXELS
     ),
+    threads: ThreadsOpt = None,
+    runtime: RuntimeOpt = "auto",
 ) -> None:
     """Score images into a table with columns image, prompt, <one per dimension>, error, warning.
 
@@ -91,7 +93,8 @@ def score(
     if not items:
         found_in = ", ".join(map(str, images or []))
         raise fail(f"no images found in {found_in} (extensions: {', '.join(api.IMAGE_EXTENSIONS)})")
-    scorer = load_scorer(model, device, max_pixels)
+    decoders = api.default_workers() if workers is None else workers
+    scorer = load_scorer(model, device, max_pixels, threads or api.default_threads(decoders), runtime)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -116,7 +119,7 @@ def score(
                 out_path,
                 names=items.names,
                 batch_size=batch_size,
-                workers=workers,
+                workers=decoders,
                 chunk_size=chunk_size,
                 overwrite=overwrite,
                 restart=restart,
