@@ -18,6 +18,8 @@ threads (default 1) on the same images and model, after a warm-up:
   all images and dimensions, and the SRCC of its quality score against MOS, come from the same run.
 * **end to end**: ``agiqa score``'s pipeline (``score_to_file``: decode workers, batches, chunked csv) with the
   eager and the default runtime, interleaved likewise; and a naive one-image-at-a-time loop.
+* **threads**: the default runtime forward only with 1 torch / ONNX Runtime thread against one per core, in
+  interleaved rounds (what ``--threads`` defaults are checked against).
 * **Ray Data**: ``agiqa score --engine ray``'s path (``score_shards``) on a local Ray instance with 1 and 2
   actors of ``--threads`` threads each, actor start and model load included.
 
@@ -109,6 +111,19 @@ def _paths(args, scorers: dict) -> dict[str, tuple[object, bool, Callable[[torch
     return paths
 
 
+def _threads_ab(args, pixels: torch.Tensor, prompts: list[str]) -> dict[str, float]:
+    """Default runtime forward only with 1 thread against all cores, interleaved rounds: median images/s each."""
+    counts = sorted({1, os.cpu_count() or 1})
+    scorers = {k: load(args.model, threads=k) for k in counts}
+    times: dict[int, list[float]] = {k: [] for k in counts}
+    for _ in range(max(args.repeats, 3)):
+        for k, scorer in scorers.items():
+            torch.set_num_threads(k)
+            times[k].append(_forward(scorer.model, pixels, prompts, args.batch_size)[0])
+    torch.set_num_threads(args.threads)
+    return {str(k): round(len(prompts) / statistics.median(v), 2) for k, v in times.items()}
+
+
 def _ray_rates(args, paths: list[Path], prompts: list[str], tmp: Path) -> dict[str, float]:
     try:
         import ray
@@ -174,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (model, bf16, layout) in runs.items():
             seconds, scores[name] = _forward(model, layout(pixels), prompts, args.batch_size, bf16)
             times[name].append(seconds)
+    threads_ab = _threads_ab(args, pixels, prompts)
     del pixels
     mos = labels["mos_quality"].to_numpy(dtype=float)
     paths_table = {}
@@ -211,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "forward_only": paths_table,
         "end_to_end_images_per_s": {k: round(statistics.median(v), 2) for k, v in e2e.items()},
         "ratio_end_to_end_over_forward_only": round(e2e_default / paths_table[default.runtime]["images_per_s"], 3),
+        "forward_only_images_per_s_by_threads": threads_ab,
         "naive_loop_images_per_s": round(naive, 2),
         "naive_loop_n_images": naive_n,
         "ray_images_per_s_by_actors": ray_rates,
@@ -267,6 +284,7 @@ Forward only (pre-decoded images; max |Δ| against eager float32 over every imag
   (includes the export when the cache was empty): {r["first_onnx_load_s"]} s
 - end to end (`agiqa score` pipeline), images/s: {e2e}
 - end to end / forward only ({r["default_runtime"]}): **{r["ratio_end_to_end_over_forward_only"]}** (goal >= 0.9)
+- forward only ({r["default_runtime"]}) by threads, images/s: {r["forward_only_images_per_s_by_threads"]}
 - naive loop, one image at a time ({r["naive_loop_n_images"]} images): {r["naive_loop_images_per_s"]} images/s
 - Ray Data (`agiqa score --engine ray`, actor start and model load included): {ray_line}. {scale}
 - peak RSS: {r["peak_rss_main_mb"]} MB main process (every path's model), {r["peak_rss_workers_mb"]} MB largest
