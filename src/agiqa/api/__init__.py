@@ -12,6 +12,9 @@ from typing import Any
 
 _EXPORTS = {
     "agiqa.api.scoring": ["DEFAULT_MODEL", "Scorer", "load"],
+    "agiqa.encoders.fast": ["RUNTIMES"],
+    "agiqa.pipeline.engine": ["default_threads", "default_workers"],
+    "agiqa.pipeline.ray_data": ["RAY_NAME", "ShardSummary", "init_ray", "score_dataset", "score_shards"],
     "agiqa.api.results": ["Ranking", "ScoreResult", "default_rank_dimension"],
     "agiqa.api.items": ["Items", "items_from_paths", "items_from_table"],
     "agiqa.api.models": ["encoder_weights", "model_info"],

@@ -25,6 +25,7 @@ from PIL import Image
 
 from agiqa.api.results import Ranking, ScoreResult, default_rank_dimension
 from agiqa.data.images import MAX_PIXELS, ImageRef, describe_ref, load_image
+from agiqa.encoders.fast import accelerate
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
 from agiqa.models.registry import create_model
@@ -63,13 +64,18 @@ class Scorer:
         return self.model.dimensions
 
     @property
+    def runtime(self) -> str:
+        """How the image tower runs: ``onnx`` (ONNX Runtime, see ``agiqa.encoders.fast``) or ``eager``."""
+        return "onnx" if getattr(self.model.encoder, "fast_tower", None) is not None else "eager"
+
+    @property
     def device(self) -> torch.device:
         """Where the model runs."""
         return next(self.model.parameters(), torch.empty(0)).device
 
     def __repr__(self) -> str:
         dims = ", ".join(d.name for d in self.dimensions)
-        return f"Scorer({self.name!r}, dimensions=[{dims}], device={self.device})"
+        return f"Scorer({self.name!r}, dimensions=[{dims}], device={self.device}, runtime={self.runtime!r})"
 
     def explain(self, image: ImageRef, prompt: str = "", **kwargs: Any) -> Explanation:
         """Why the model scores ``image`` as it does (``agiqa.explain.explain``: levels, weakest phrases, worst region).
@@ -261,7 +267,13 @@ class Scorer:
         return self._affine
 
 
-def load(name_or_path: str | None = None, device: str | torch.device = "cpu", max_pixels: int = MAX_PIXELS) -> Scorer:
+def load(
+    name_or_path: str | None = None,
+    device: str | torch.device = "cpu",
+    max_pixels: int = MAX_PIXELS,
+    threads: int | None = None,
+    runtime: str = "auto",
+) -> Scorer:
     """Load a model as a ``Scorer``.
 
     Args:
@@ -269,9 +281,22 @@ def load(name_or_path: str | None = None, device: str | torch.device = "cpu", ma
             ``agiqa train``; None for ``DEFAULT_MODEL``.
         device: ``cpu``, ``cuda``, ``cuda:1`` ...
         max_pixels: Larger images are refused as possible decompression bombs (see ``agiqa.data.images``).
+        threads: CPU threads of the model (torch's, for the whole process, and ONNX Runtime's); None leaves torch's
+            setting as it is (see ``default_threads`` for what ``agiqa score`` and ``agiqa serve`` use).
+        runtime: How the image tower runs: ``auto`` (ONNX Runtime on a CPU where the encoder allows it, else
+            PyTorch), ``onnx`` or ``eager``; the scores are the same (``agiqa.encoders.fast``).
 
     Returns:
         The scorer, in eval mode on ``device``.
+
+    Raises:
+        ValueError: Unknown ``runtime``, ``threads`` below 1, or ``runtime='onnx'`` where it cannot run.
     """
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
     name = DEFAULT_MODEL if name_or_path is None else name_or_path
-    return Scorer(create_model(name, device=device), max_pixels=max_pixels)
+    model = create_model(name, device=device)
+    accelerate(model.encoder, runtime, threads=torch.get_num_threads(), device=str(device))
+    return Scorer(model, max_pixels=max_pixels)

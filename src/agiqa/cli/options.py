@@ -15,11 +15,30 @@ ModelOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 ...")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Items per model call.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", min=1, help="Torch / ONNX Runtime CPU threads (default: cores not decoding)."),
+]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--runtime", help="Image tower: auto (ONNX Runtime on a CPU where possible), onnx or eager; same scores."
+    ),
+]
 
 
-def load_scorer(model: str | None, device: str, max_pixels: int | None = None) -> api.Scorer:
+def load_scorer(
+    model: str | None,
+    device: str,
+    max_pixels: int | None = None,
+    threads: int | None = None,
+    runtime: str = "auto",
+) -> api.Scorer:
     """The scorer of ``--model`` on ``--device``; a model that cannot be loaded is a bad argument (exit 2)."""
+    pixels = api.MAX_PIXELS if max_pixels is None else max_pixels
+    if runtime not in api.RUNTIMES:
+        raise fail(f"--runtime {runtime!r}: use one of {', '.join(api.RUNTIMES)}")
     try:
-        return api.load(model, device=device, max_pixels=api.MAX_PIXELS if max_pixels is None else max_pixels)
+        return api.load(model, device=device, max_pixels=pixels, threads=threads, runtime=runtime)
     except (KeyError, FileNotFoundError, ValueError) as err:
         raise fail(f"--model {model or api.DEFAULT_MODEL}: {message(err)}") from None

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
@@ -20,7 +21,7 @@ from rich.text import Text
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
-from agiqa.cli.options import BatchOpt, DeviceOpt, ModelOpt, load_scorer
+from agiqa.cli.options import BatchOpt, DeviceOpt, ModelOpt, RuntimeOpt, ThreadsOpt, load_scorer
 
 
 class _RateColumn(ProgressColumn):
@@ -78,11 +79,23 @@ def score(
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = (
         api.MAX_PIXELS
     ),
+    threads: ThreadsOpt = None,
+    runtime: RuntimeOpt = "auto",
+    engine: Annotated[
+        str, typer.Option(help="local (this process), or ray (Ray Data actors; --out is a folder of parquet shards).")
+    ] = "local",
+    actors: Annotated[int, typer.Option(min=1, help="With --engine ray: model actors (one model each).")] = 1,
 ) -> None:
     """Score images into a table with columns image, prompt, <one per dimension>, error, warning.
 
     An interrupted run (Ctrl-C, kill, power loss) resumes when started again with the same arguments.
     """
+    if engine not in ("local", "ray"):
+        raise fail(f"--engine {engine!r}: use local or ray")
+    if engine == "ray":
+        ray_options = {"actors": actors, "batch_size": batch_size, "device": device, "threads": threads or 1}
+        _score_with_ray(images or [], prompt, table, out_path, model, chunk_size, runtime, max_pixels, ray_options)
+        return
     try:
         api.table_format(out_path)
     except ValueError as err:
@@ -91,7 +104,8 @@ def score(
     if not items:
         found_in = ", ".join(map(str, images or []))
         raise fail(f"no images found in {found_in} (extensions: {', '.join(api.IMAGE_EXTENSIONS)})")
-    scorer = load_scorer(model, device, max_pixels)
+    decoders = api.default_workers() if workers is None else workers
+    scorer = load_scorer(model, device, max_pixels, threads or api.default_threads(decoders), runtime)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -116,7 +130,7 @@ def score(
                 out_path,
                 names=items.names,
                 batch_size=batch_size,
-                workers=workers,
+                workers=decoders,
                 chunk_size=chunk_size,
                 overwrite=overwrite,
                 restart=restart,
@@ -144,6 +158,59 @@ def score(
         + f"; wrote {summary.out}",
         highlight=False,
         soft_wrap=True,
+    )
+    if summary.failed:
+        raise typer.Exit(FAILED)
+
+
+def _score_with_ray(
+    paths: list[Path],
+    prompt: str | None,
+    table: Path | None,
+    out: Path,
+    model: str | None,
+    shard_size: int,
+    runtime: str,
+    max_pixels: int,
+    options: dict[str, Any],
+) -> None:
+    """``--engine ray``: items (or ``--input`` parquet shards) into parquet shards under ``out``, skipping done ones."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise fail("--engine ray needs Ray Data: pip install 'agiqa[ray]'") from None
+    if out.suffix:
+        raise fail(f"--out {out}: with --engine ray, --out is a folder of parquet shards (no extension)")
+    if table is not None and table.is_dir():
+        source: Any = table
+        root = paths[0] if paths else None
+    else:
+        items = _items(paths, prompt, table)
+        source = pd.DataFrame(
+            {"image": [str(f) for f in items.files], "prompt": items.prompts, api.RAY_NAME: items.names}
+        )
+        if items.extra is not None:
+            source = pd.concat([source, items.extra.reset_index(drop=True)], axis=1)
+        root = None
+    api.init_ray()
+    done = []
+    try:
+        summary = api.score_shards(
+            source,
+            out,
+            model,
+            shard_size=shard_size,
+            root=root,
+            runtime=runtime,
+            max_pixels=max_pixels,
+            on_shard=lambda path, n: done.append(n) or stderr().print(f"wrote {path} ({n} rows)", highlight=False),
+            **options,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        raise fail(message(err)) from None
+    stderr().print(
+        f"scored {summary.rows} rows into {summary.scored_shards} new shard(s) under {out} ({summary.failed} failed)",
+        highlight=False,
     )
     if summary.failed:
         raise typer.Exit(FAILED)

@@ -9,7 +9,7 @@ import typer
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import fail
-from agiqa.cli.options import DeviceOpt, ModelOpt, load_scorer
+from agiqa.cli.options import DeviceOpt, ModelOpt, RuntimeOpt, ThreadsOpt, load_scorer
 
 
 @app.command("serve")
@@ -18,6 +18,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
+    runtime: RuntimeOpt = "auto",
 ) -> None:
     """HTTP scoring service: POST /score, GET /models, GET /health (needs `pip install agiqa\\[serve]`)."""
     try:
@@ -27,4 +29,5 @@ def serve(
         create_app = api.create_app
     except ImportError as exc:
         raise fail(f"{exc}; install the server extra: pip install 'agiqa[serve]'") from None
-    uvicorn.run(create_app(load_scorer(model, device)), host=host, port=port)
+    scorer = load_scorer(model, device, threads=threads or api.default_threads(), runtime=runtime)
+    uvicorn.run(create_app(scorer), host=host, port=port)

@@ -47,6 +47,8 @@ def train_command(
         raise fail(message(err), FAILED) from None
     except ValueError as err:  # the config does not fit the data or the model; the message names the key
         raise fail(message(err)) from None
+    if result.out_dir is None:  # a rank other than 0 under torchrun / accelerate launch: rank 0 reports
+        return
     best = f", best validation {result.best_val:.4f}" if result.best_val is not None else ""
     typer.echo(f"trained {cfg.name}: {result.steps} steps in {result.seconds:.1f} s{best}; wrote {result.out_dir}")
 

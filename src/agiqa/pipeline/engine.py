@@ -44,6 +44,16 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
+def default_threads(workers: int = 0) -> int:
+    """Model threads when none are asked for: the cores that ``workers`` decoding processes leave, at least one.
+
+    On the 2-core machine agiqa is measured on, one model thread beside one decoding worker is what ``agiqa score``
+    uses; with other jobs on the cores, one thread also ran faster than two for the model alone
+    (``benchmarks/results/score_throughput.md``).
+    """
+    return max(1, (os.cpu_count() or 1) - workers)
+
+
 class _DecodeDataset(Dataset):
     """Item index -> ``(index, pixel tensor or None, error)``; runs in DataLoader workers."""
 

@@ -9,6 +9,8 @@ validate on (``agiqa.train.selection``), its ``Objective`` (``agiqa.train.object
   weights are kept (``keep_best``).
 * **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads)
   and, for ``--resume``, ``checkpoint/`` with the optimiser and RNG state as safetensors + JSON scalars.
+* **Several processes.** Under ``torchrun`` / ``accelerate launch``, ``agiqa.train.distributed`` shards each
+  global batch over the ranks (DDP) and rank 0 writes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
 from agiqa.train.checkpoint import Checkpoint, save_model_folder, trainable_state
 from agiqa.train.config import TrainConfig
+from agiqa.train.distributed import Distributed
 from agiqa.train.features import FeatureBank
 from agiqa.train.objectives import Objective, make_objective
 from agiqa.train.selection import Pairs, split_rows
@@ -115,7 +118,9 @@ def train(
         The trained model and what happened.
     """
     start_time = time.perf_counter()
-    setup = setup if setup is not None else prepare(config, dataset)
+    ranks = Distributed.from_env(config.train.device)
+    with ranks.writer_first():  # one process fills the feature cache, the others read it
+        setup = setup if setup is not None else prepare(config, dataset)
     model, bank, t = setup.model, setup.bank, config.train
     model.to(t.device)
     if setup.cached:
@@ -131,7 +136,9 @@ def train(
     ckpt = Checkpoint(Path(out_dir)) if out_dir is not None else None
     resuming = resume and ckpt is not None and ckpt.exists()
     state = _RunState.resumed(*ckpt.load(model, opt, sched)) if resuming else _RunState()
-    _fit(config, setup, objective, val_rows, opt, sched, state, ckpt, per_epoch, total)
+    ranks.wrap(model)
+    writer = ckpt if ranks.is_writer else None
+    _fit(config, setup, objective, val_rows, opt, sched, state, writer, per_epoch, total, ranks)
     if t.keep_best and state.best_state is not None:
         model.load_state_dict(state.best_state, strict=False)
     model.eval()
@@ -139,10 +146,11 @@ def train(
     result = TrainResult(
         model, None, state.history, best, state.step, time.perf_counter() - start_time, setup.cached, bank.misses
     )
-    if out_dir is not None:
+    if out_dir is not None and ranks.is_writer:
         result.out_dir = _write_model(config, model, out_dir, len(train_rows), state.history)
         if ckpt is not None:
             ckpt.save(model, opt, sched, state.scalars(), state.best_state)
+    ranks.close()
     return result
 
 
@@ -157,19 +165,21 @@ def _fit(
     ckpt: Checkpoint | None,
     per_epoch: int,
     total: int,
+    ranks: Distributed | None = None,
 ) -> None:
     """Optimiser steps from ``state.step`` to ``total``, validating at epoch ends and checkpointing."""
+    ranks = ranks or Distributed()
     model, bank, t = setup.model, setup.bank, config.train
     model.train()
     if setup.cached:
         model.encoder.eval()
-    with _bar(t.progress, total, config.name) as bar:
+    with _bar(t.progress and ranks.is_writer, total, config.name) as bar:
         task = bar.add_task("train", total=total, completed=state.step, loss=float("nan"), val=float("nan"))
         while state.step < total:
             epoch, pos = divmod(state.step, per_epoch)
             order = torch.randperm(len(objective), generator=torch.Generator().manual_seed(t.seed * 100_003 + epoch))
             idx = order[pos * t.batch_size : (pos + 1) * t.batch_size]
-            loss = objective.batch_loss(model, bank, idx, state.step, t.device)
+            loss, logged = ranks.batch_loss(lambda i: objective.batch_loss(model, bank, i, state.step, t.device), idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:
@@ -178,7 +188,7 @@ def _fit(
             sched.step()
             state.step += 1
             step = state.step
-            state.running.append(float(loss.detach()))
+            state.running.append(logged)
             bar.update(task, advance=1, loss=float(np.mean(state.running[-50:])))
             end_of_epoch = step % per_epoch == 0 or step == total
             if end_of_epoch and ((step // per_epoch) % t.eval_every == 0 or step == total):
