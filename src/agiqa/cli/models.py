@@ -13,7 +13,6 @@ from rich.table import Table
 from agiqa import api
 from agiqa.cli.app import app
 
-
 STATE_STYLE = {"trained": "green", "zero-shot": "green", "untrained": "yellow", "weights missing": "red"}
 
 
