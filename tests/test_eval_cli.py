@@ -87,7 +87,7 @@ def test_evaluate_on_stored_splits(tmp_path: Path) -> None:
     pred = _predictions(labels, tmp_path / "pred.csv")
     splits = tmp_path / "splits.json"
     root = ["--root", str(tmp_path / "ds")]
-    made = runner.invoke(app, ["splits", "make", "agiqa3k", *root, "--out", str(splits), "--n", "3"])
+    made = runner.invoke(app, ["splits", "make", "agiqa3k", *root, "--out", str(splits), "--n-splits", "3"])
     assert made.exit_code == 0, made.output
     args = ["evaluate", "--pred", str(pred), "--dataset", "agiqa3k", *root, "--splits", str(splits)]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "out"), "-d", "quality"])

@@ -44,6 +44,7 @@ _EXPORTS = {
     "agiqa.explain.instruct.answer": ["Answerer"],
     "agiqa.serve": ["create_app"],
     "agiqa.extras": ["install_hint"],
+    "agiqa": ["__version__"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -142,7 +142,7 @@ def splits_make(
     name: str = typer.Argument(..., help="Dataset name, see `agiqa datasets list`."),
     root: Path = typer.Option(..., "--root", help="Folder the dataset was unpacked to."),
     out: Path = typer.Option(..., "--out", help="JSON file to write the splits to."),
-    n: int = typer.Option(10, "--n", help="Number of repeats."),
+    n: int = typer.Option(10, "--n-splits", "--n", help="How many splits to make (--n is its old name)."),
     test_ratio: float = typer.Option(0.2, "--test-ratio", help="Share of prompts on the test side (0.2 = 4:1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the series."),
 ) -> None:

@@ -37,7 +37,7 @@ def training_overlap(pred: pd.DataFrame, dataset_name: str, image_ids: Iterable[
         try:
             record = load_training_set(resolve_card(reference))
         except (KeyError, FileNotFoundError, ValueError) as err:
-            out.append(f"model {reference}: its training set could not be checked ({str(err).strip(chr(39))})")
+            out.append(f"model {reference}: its training set could not be checked ({err.args[0] if err.args else err})")
             continue
         if record is None or record.dataset != dataset_name:
             continue
