@@ -302,6 +302,7 @@ def cached_image_features(
     batch_size: int = 32,
     hashes: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_todo: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], FeatureStore]:
     """``model.image_features`` of every image (one view), stacked in order, computing only cache misses.
 
@@ -313,7 +314,8 @@ def cached_image_features(
         transform: ``transform(image, content_hash)`` applied before ``model.preprocess`` (None = original).
         batch_size: Images per encoder call.
         hashes: Content hashes of ``images`` when already known.
-        progress: Called with the number of images done after each batch.
+        progress: Called with the number of images encoded after each batch.
+        on_todo: Called once, before encoding, with the number of images to encode and the number found cached.
 
     Returns:
         ``{feature: (N, ...) tensor}`` and the store (its ``hits``/``misses`` say what was computed).
@@ -325,6 +327,8 @@ def cached_image_features(
     todo = [i for i, k in enumerate(keys) if k not in found]
     store.hits += len(keys) - len(todo)
     store.misses += len(todo)
+    if on_todo is not None:
+        on_todo(len(todo), len(keys) - len(todo))
     was_training = model.training
     model.eval()
     memo = EncoderMemo(model.encoder, cache_dir) if todo else None
@@ -349,9 +353,17 @@ def cached_image_features(
 
 @torch.no_grad()
 def cached_text_features(
-    model: QualityModel, prompts: Sequence[str], cache_dir: str | Path | None = None, batch_size: int = 64
+    model: QualityModel,
+    prompts: Sequence[str],
+    cache_dir: str | Path | None = None,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+    on_todo: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], FeatureStore]:
-    """``model.text_features`` of every prompt, stacked in order, computing only cache misses."""
+    """``model.text_features`` of every prompt, stacked in order, computing only cache misses.
+
+    ``progress`` and ``on_todo`` are called as by ``cached_image_features`` (counting unique prompts).
+    """
     store = FeatureStore(cache_dir, text_namespace(model))
     keys = [hashlib.sha1(p.encode("utf-8")).hexdigest() for p in prompts]
     found = store.get(list(dict.fromkeys(keys)))
@@ -359,6 +371,8 @@ def cached_text_features(
     first = {k: prompts[keys.index(k)] for k in todo}
     store.hits += len(keys) - sum(k not in found for k in keys)
     store.misses += len(todo)
+    if on_todo is not None:
+        on_todo(len(todo), len(set(keys)) - len(todo))
     was_training = model.training
     model.eval()
     for start in range(0, len(todo), batch_size):
@@ -367,5 +381,7 @@ def cached_text_features(
         new = {k: {n: t[j] for n, t in feats.items()} for j, k in enumerate(chunk)}
         store.put(new)
         found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+        if progress is not None:
+            progress(len(chunk))
     model.train(was_training)
     return _stack([found[k] for k in keys], "text features"), store
