@@ -40,6 +40,8 @@ _EXPORTS = {
     "agiqa.train": ["ConfigError", "TrainConfig", "TrainResult", "train"],
     "agiqa.train.protocol": ["ProtocolResult", "run_protocol", "write_protocol"],
     "agiqa.train.probes": ["ROBUSTNESS_RATIOS"],
+    "agiqa.train.cache": ["default_cache_dir"],
+    "agiqa.train.cache_admin": ["CacheNamespace", "cache_contents", "clear_cache"],
     "agiqa.explain": ["ExplainError", "Explanation", "write_explanation"],
     "agiqa.explain.instruct.answer": ["Answerer"],
     "agiqa.serve": ["create_app"],
