@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import agiqa
-from agiqa.api import Scorer, load, scoring
+from agiqa.api import Scorer, ScoreResult, load, scoring
 from scoring_fixtures import write_images, write_tiny_model
 
 
@@ -167,3 +167,31 @@ def test_score_tensor_is_differentiable_and_matches_score(scorer: Scorer) -> Non
     scorer.score_tensor(big, "a cat")["quality"].sum().backward()
     assert big.grad.abs().sum() > 0
     assert not scorer.model.training
+
+
+def test_scores_as_plain_floats(scorer: Scorer, images: list[Path]) -> None:
+    result = scorer.score(images[:3], "a cat")
+    assert isinstance(result.quality, list) and all(type(v) is float for v in result.quality)
+    assert result.quality == result.scores["quality"].tolist() and len(result.alignment) == 3
+    with pytest.raises(AttributeError, match="dimensions are quality, alignment"):
+        result.sharpness  # noqa: B018
+    with pytest.raises(TypeError, match=r"result\.<dimension>"):
+        float(result)
+    one = ScoreResult((result.dimensions[0],), ["a.png"], ["x"], {"quality": np.array([2.5])}, [""], [""])
+    assert float(one) == 2.5
+    assert result.to_records()[0]["quality"] == result.quality[0]  # the records are unchanged
+
+
+def test_rank_unpacks_like_imagereward(scorer: Scorer, images: list[Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    paths = [*images[:4], bad]
+    ranking = scorer.rank(paths, "a cat")
+    ranks, scores = ranking  # rank of each image (1 = best) and its score, in input order
+    quality = scorer.score(paths, "a cat").quality
+    np.testing.assert_allclose(scores, quality, rtol=1e-6)
+    assert ranks[-1] == 5 and np.isnan(scores[-1])  # the image that failed comes last
+    assert sorted(ranks) == [1, 2, 3, 4, 5]
+    by_rank = [scores[ranks.index(k)] for k in range(1, 5)]
+    assert by_rank == sorted(by_rank, reverse=True)
+    assert ranking.best == str(paths[ranks.index(1)]) == ranking.images[0] and ranking.failed == 1

@@ -144,6 +144,9 @@ class Scorer:
     def rank(self, images: Sequence[ImageRef], prompt: str, by: str | None = None, batch_size: int = 16) -> Ranking:
         """Images of one prompt, best first by one dimension (its direction respected); failed images last.
 
+        ``ranks, scores = scorer.rank(images, prompt)`` gives each image's rank (1 = best) and score in input order,
+        as ImageReward's ``inference_rank`` does; ``ranking.best`` and ``ranking.records`` give the winners.
+
         Args:
             images: The candidates (best-of-N for ``prompt``).
             prompt: The prompt they were generated from.
@@ -158,10 +161,11 @@ class Scorer:
         if key not in names:
             raise ValueError(f"dimension {key!r}: model {self.name} has dimensions {', '.join(names)}")
         spec = next(d for d in self.dimensions if d.name == key)
-        records = self.score(list(images), prompt, batch_size=batch_size).to_records()
+        result = self.score(list(images), prompt, batch_size=batch_size)
+        values = result.scores[key]
         sign = 1.0 if spec.higher_is_better else -1.0
-        records.sort(key=lambda r: (math.isnan(r[key]), -sign * r[key] if not math.isnan(r[key]) else 0.0))
-        return Ranking(spec, records)
+        order = sorted(range(len(result)), key=lambda i: (math.isnan(values[i]), -sign * np.nan_to_num(values[i])))
+        return Ranking(spec, [result[i] for i in order], order)
 
     def preprocess(self, image: ImageRef) -> torch.Tensor:
         """Decode one image and turn it into the model's ``(3, S, S)`` input."""
