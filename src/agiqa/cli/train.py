@@ -29,14 +29,22 @@ def train_command(
     root: Annotated[Path | None, typer.Option("--root", help="Override data.root of the config.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override train.epochs.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override train.seed.")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Train on the first N images only (a quick first try).")
+    ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Train a model; writes OUT/config.yaml + OUT/model.safetensors (load with `agiqa score --model OUT`)."""
+    """Train a model; writes OUT/config.yaml + OUT/model.safetensors (load with `agiqa score --model OUT`).
+
+    The first run encodes every image once (a progress line every 30 s in logs), then reuses the feature cache
+    (`agiqa cache` shows it).
+    """
     train_keys = {"epochs": epochs, "seed": seed, "num_threads": threads}
+    data_keys = {"root": str(root) if root else None, "limit": limit}
     try:
         cfg = api.load_config(
             config,
-            data={"root": str(root)} if root else {},
+            data={k: v for k, v in data_keys.items() if v is not None},
             train={k: v for k, v in train_keys.items() if v is not None},
         )
     except (FileNotFoundError, api.ConfigError) as err:
