@@ -265,6 +265,10 @@ def test_argument_problems_are_found_before_the_model_loads(
         args = [*args, "--model", model_dir] if "--model" not in args and "--input" in args else args
         code, output = _run(*args)
         assert code == 2 and expected in " ".join(output.split()), (expected, output)
+    code, output = _run("explain", images / "img_000.jpg", "--model", prompted)
+    assert code == 2 and "against the prompt; give --prompt TEXT" in " ".join(output.split()), output
+    code, output = _run("explain", images / "nothing.jpg", "--model", model_dir, "--prompt", "x")
+    assert code == 2 and "nothing.jpg: no such file" in output, output
 
 
 def test_without_a_prompt_the_prompt_free_dimensions_are_scored(model_dir: Path, images: Path, tmp_path: Path) -> None:

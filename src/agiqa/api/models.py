@@ -10,6 +10,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from agiqa.configs import shipped_configs
 from agiqa.encoders.factory import parse_encoder_spec
 from agiqa.models.card import ModelCard
 from agiqa.models.registry import list_models, resolve_card, weights_path
@@ -53,8 +56,20 @@ def model_card(name_or_path: str, allow_untrained: bool = False) -> ModelCard:
             "reinstall agiqa"
         )
     if state == UNTRAINED and not allow_untrained:
-        raise UntrainedModelError(untrained_message(card, name_or_path))
+        configs = training_configs(card)
+        raise UntrainedModelError(untrained_message(card, name_or_path, configs[0] if configs else "CONFIG"))
     return card
+
+
+def training_configs(card: ModelCard) -> list[str]:
+    """Shipped training configs whose model is the registered ``card``: the method's CPU config
+    (``lite/<method>``) first, then the other ``lite/`` ones, then the papers'."""
+    found = []
+    for name, path in shipped_configs().items():
+        model = (yaml.safe_load(path.read_text()) or {}).get("model")
+        if model == card.name or (isinstance(model, dict) and model.get("card") == card.name):
+            found.append(name)
+    return sorted(found, key=lambda n: (n != f"lite/{card.method}", not n.startswith("lite/"), n))
 
 
 def model_info(pattern: str = "*") -> list[dict[str, Any]]:

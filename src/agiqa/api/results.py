@@ -86,7 +86,7 @@ class ScoreResult:
 
     @property
     def ok(self) -> np.ndarray:
-        """Boolean mask of the items scored in every dimension."""
+        """Boolean mask of the items without an error (a dimension left out for want of a prompt is a warning)."""
         return np.array([not e for e in self.errors], dtype=bool)
 
     def to_records(self) -> list[dict[str, Any]]:

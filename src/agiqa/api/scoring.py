@@ -182,8 +182,9 @@ class Scorer:
 
         Args:
             images: One image, a list of images, or a ``(B, 3, S, S)`` tensor of preprocessed pixel values.
-            prompts: One prompt for all images, one per image, or None (no prompt: the dimensions that need one
-                get an error, the others are scored).
+            prompts: One prompt for all images, one per image, or None. Without a prompt (None or an empty one)
+                the dimensions that need none are scored and the others are NaN with a warning (an error only when
+                every dimension needs the prompt).
             batch_size: Items per model call; scores do not depend on it.
             workers: Decoding processes (0 decodes in this process; worth it for hundreds of files).
 

@@ -45,9 +45,12 @@ def explain_command(
     if ask is not None or branch is not None:
         _ask(image, prompt, ask, branch)
         return
-    check_model(model, allow_untrained)
+    card = check_model(model, allow_untrained)
     if not image.is_file():
         raise fail(f"{image}: no such file")
+    if not prompt.strip() and all(d.needs_prompt for d in card.dimensions):
+        needing = ", ".join(d.name for d in card.dimensions)
+        raise fail(f"model {card.name} scores {needing} against the prompt; give --prompt TEXT")
     scorer = load_scorer(model, device, allow_untrained=allow_untrained)
     try:
         explanation = scorer.explain(image, prompt, grid=grid, weakest=weakest)

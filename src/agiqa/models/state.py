@@ -48,11 +48,17 @@ def model_state(card: ModelCard) -> str:
     return UNTRAINED if needs_training(card) else ZERO_SHOT
 
 
-def untrained_message(card: ModelCard, reference: str) -> str:
-    """Why ``card`` is refused for scoring, and the three ways forward (``reference`` is how the user named it)."""
+def untrained_message(card: ModelCard, reference: str, config: str = "CONFIG") -> str:
+    """Why ``card`` is refused for scoring, and the three ways forward.
+
+    Args:
+        card: The untrained model's card.
+        reference: How the user named the model.
+        config: A training config that trains it (a shipped name), for the suggested command.
+    """
     return (
         f"model {reference!r} is untrained: it has no trained weights, so its scores mean nothing. Train it "
-        f"(`agiqa train CONFIG --out runs/{card.name}`, then use runs/{card.name}), name a trained model "
+        f"(`agiqa train {config} --out runs/{card.name}`, then use runs/{card.name}), name a trained model "
         "(`agiqa models` shows each model's state), or pass allow_untrained=True (--allow-untrained) to score "
         "it anyway, with a warning on every score"
     )

@@ -3,7 +3,8 @@
 Decoding and preprocessing (the model's picklable ``preprocess``) run in ``workers`` DataLoader worker processes
 while the model computes; the text tower runs once per unique prompt of a batch; inference runs under
 ``torch.inference_mode``. A bad image or a failing item becomes an ``error`` on its own row, never an exception
-for the batch. Nothing is padded: only the items that decoded are encoded.
+for the batch. An item without a prompt keeps the dimensions that need none; the others are NaN with a warning
+(``alignment not scored: no prompt``). Nothing is padded: only the items that decoded are encoded.
 """
 
 from __future__ import annotations
