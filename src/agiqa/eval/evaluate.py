@@ -109,9 +109,7 @@ def _numeric(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) or bool(pd.to_numeric(column, errors="coerce").notna().any())
 
 
-def prediction_dimensions(
-    pred: pd.DataFrame, dataset: Dataset, dimensions: Sequence[str] | None = None
-) -> list[str]:
+def prediction_dimensions(pred: pd.DataFrame, dataset: Dataset, dimensions: Sequence[str] | None = None) -> list[str]:
     """The columns of ``pred`` to score: ``dimensions`` when given; else the columns the dataset labels (MOS), or,
     for a dataset of preference pairs, every numeric column but ``image`` and the score table's text columns."""
     if dimensions:
