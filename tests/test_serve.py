@@ -82,3 +82,11 @@ def test_serve_command_is_registered(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "/score" in result.output
+
+
+def test_a_request_without_a_prompt_scores_the_prompt_free_dimensions(client: TestClient) -> None:
+    response = client.post("/score", files=[("images", ("a.png", _png(3), "image/png"))])
+    assert response.status_code == 200, response.text
+    (record,) = response.json()["results"]
+    assert record["error"] == "" and record["quality"] is not None and record["alignment"] is None
+    assert record["warning"] == "alignment not scored: no prompt"

@@ -1,8 +1,9 @@
 """The public API: what the command line, the HTTP server and user code call.
 
-Scoring (``load``, ``Scorer``: ``score``, ``score_to_file``, ``rank``, ``explain``), model listing
-(``model_info``), datasets and splits, evaluation, training and the protocol. The names below are looked up in
-the modules that define them on first use, so ``import agiqa.api`` stays light (no torch) until a name is used.
+Scoring (``load``, ``Scorer``: ``score``, ``score_to_file``, ``rank``, ``explain``), model listing and checks
+(``model_info``, ``model_card``, ``model_state``), datasets and splits, evaluation, training and the protocol.
+The names below are looked up in the modules that define them on first use, so ``import agiqa.api`` stays light
+(no torch) until a name is used.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ _EXPORTS = {
     "agiqa.api.scoring": ["DEFAULT_MODEL", "Scorer", "load"],
     "agiqa.api.results": ["Ranking", "ScoreResult", "default_rank_dimension"],
     "agiqa.api.items": ["Items", "items_from_paths", "items_from_table"],
-    "agiqa.api.models": ["encoder_weights", "model_info"],
+    "agiqa.api.models": ["encoder_weights", "model_card", "model_info"],
+    "agiqa.models.card": ["ModelCard", "ScoreSpec"],
+    "agiqa.models.state": ["STATES", "UntrainedModelError", "model_state"],
     "agiqa.api.training": ["load_config", "method_config", "protocol_splits"],
-    "agiqa.models.registry": ["create_model", "list_models"],
+    "agiqa.models.registry": ["create_model", "list_models", "resolve_card"],
     "agiqa.data.images": ["MAX_PIXELS"],
-    "agiqa.data.files": ["IMAGE_EXTENSIONS", "find_images", "resolve_image"],
+    "agiqa.data.files": ["IMAGE_EXTENSIONS", "ImageScan", "find_images", "resolve_image", "scan_images"],
     "agiqa.io": ["INPUT_FORMATS", "read_item_table", "read_table", "table_format"],
     "agiqa.pipeline.resumable": ["PartialRunMismatch", "RunSummary", "partial_dir"],
     "agiqa.data": ["Dataset", "DatasetError", "Problem", "get_dataset", "list_datasets", "load_dataset"],
@@ -37,9 +40,13 @@ _EXPORTS = {
     "agiqa.train": ["ConfigError", "TrainConfig", "TrainResult", "train"],
     "agiqa.train.protocol": ["ProtocolResult", "run_protocol", "write_protocol"],
     "agiqa.train.probes": ["ROBUSTNESS_RATIOS"],
+    "agiqa.train.cache": ["default_cache_dir"],
+    "agiqa.train.cache_admin": ["CacheNamespace", "cache_contents", "clear_cache"],
     "agiqa.explain": ["ExplainError", "Explanation", "write_explanation"],
     "agiqa.explain.instruct.answer": ["Answerer"],
     "agiqa.serve": ["create_app"],
+    "agiqa.extras": ["install_hint"],
+    "agiqa": ["__version__"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -23,11 +23,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from agiqa.api.models import model_card
 from agiqa.api.results import Ranking, ScoreResult, default_rank_dimension
 from agiqa.data.images import MAX_PIXELS, ImageRef, describe_ref, load_image
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
-from agiqa.models.registry import create_model
+from agiqa.models.registry import create_model, model_reference
+from agiqa.models.state import UNTRAINED, model_state, untrained_warning
 from agiqa.pipeline import resumable
 from agiqa.pipeline.engine import Row, default_workers, iter_scores, score_batch, score_rows
 from agiqa.pipeline.resumable import DEFAULT_CHUNK_SIZE, RunSummary
@@ -45,11 +47,15 @@ class Scorer:
     Args:
         model: A ``QualityModel`` (it is put in eval mode).
         max_pixels: Larger images are refused (see ``agiqa.data.images``).
+        reference: How score tables name the model (the ``model`` column ``score_to_file`` writes, which
+            ``agiqa evaluate`` reads to find the model's training set): a registered name or a model folder's
+            absolute path. Default: the model's name.
     """
 
-    def __init__(self, model: QualityModel, max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(self, model: QualityModel, max_pixels: int = MAX_PIXELS, reference: str | None = None) -> None:
         self.model = model.eval()
         self.max_pixels = max_pixels
+        self.reference = reference or model.name
         self._affine: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -101,13 +107,23 @@ class Scorer:
         """Score every item into ``out`` (csv / jsonl / parquet), resuming an interrupted run of the same items.
 
         See ``agiqa.pipeline.resumable.score_to_file`` for the arguments; ``workers`` None uses one decoding
-        process per spare core (at most four).
+        process per spare core (at most four). Besides the input's columns, the table gets a ``model`` column
+        (``reference``: which model wrote it, so that ``agiqa evaluate`` can check what it was trained on) before
+        the scores.
 
         Raises:
+            ValueError: ``extra`` has a column named ``model``.
             FileExistsError: ``out`` exists and ``overwrite`` is False.
             FileNotFoundError: The folder of ``out`` does not exist.
             PartialRunMismatch: ``OUT.partial`` belongs to another run (``restart=True`` discards it).
         """
+        if extra is not None and "model" in extra.columns:
+            raise ValueError(
+                "input column 'model' clashes with the score table's own `model` column (the model that wrote the "
+                "scores); rename it in the input table"
+            )
+        column = pd.DataFrame({"model": [self.reference] * len(images)})
+        extra = column if extra is None else pd.concat([extra.reset_index(drop=True), column], axis=1)
         return resumable.score_to_file(
             self.model,
             images,
@@ -128,6 +144,9 @@ class Scorer:
     def rank(self, images: Sequence[ImageRef], prompt: str, by: str | None = None, batch_size: int = 16) -> Ranking:
         """Images of one prompt, best first by one dimension (its direction respected); failed images last.
 
+        ``ranks, scores = scorer.rank(images, prompt)`` gives each image's rank (1 = best) and score in input order,
+        as ImageReward's ``inference_rank`` does; ``ranking.best`` and ``ranking.records`` give the winners.
+
         Args:
             images: The candidates (best-of-N for ``prompt``).
             prompt: The prompt they were generated from.
@@ -142,10 +161,11 @@ class Scorer:
         if key not in names:
             raise ValueError(f"dimension {key!r}: model {self.name} has dimensions {', '.join(names)}")
         spec = next(d for d in self.dimensions if d.name == key)
-        records = self.score(list(images), prompt, batch_size=batch_size).to_records()
+        result = self.score(list(images), prompt, batch_size=batch_size)
+        values = result.scores[key]
         sign = 1.0 if spec.higher_is_better else -1.0
-        records.sort(key=lambda r: (math.isnan(r[key]), -sign * r[key] if not math.isnan(r[key]) else 0.0))
-        return Ranking(spec, records)
+        order = sorted(range(len(result)), key=lambda i: (math.isnan(values[i]), -sign * np.nan_to_num(values[i])))
+        return Ranking(spec, [result[i] for i in order], order)
 
     def preprocess(self, image: ImageRef) -> torch.Tensor:
         """Decode one image and turn it into the model's ``(3, S, S)`` input."""
@@ -162,8 +182,9 @@ class Scorer:
 
         Args:
             images: One image, a list of images, or a ``(B, 3, S, S)`` tensor of preprocessed pixel values.
-            prompts: One prompt for all images, one per image, or None (no prompt: the dimensions that need one
-                get an error, the others are scored).
+            prompts: One prompt for all images, one per image, or None. Without a prompt (None or an empty one)
+                the dimensions that need none are scored and the others are NaN with a warning (an error only when
+                every dimension needs the prompt).
             batch_size: Items per model call; scores do not depend on it.
             workers: Decoding processes (0 decodes in this process; worth it for hundreds of files).
 
@@ -261,17 +282,34 @@ class Scorer:
         return self._affine
 
 
-def load(name_or_path: str | None = None, device: str | torch.device = "cpu", max_pixels: int = MAX_PIXELS) -> Scorer:
-    """Load a model as a ``Scorer``.
+def load(
+    name_or_path: str | None = None,
+    device: str | torch.device = "cpu",
+    max_pixels: int = MAX_PIXELS,
+    allow_untrained: bool = False,
+) -> Scorer:
+    """Load a model as a ``Scorer``; a model without trained weights is refused unless asked for.
 
     Args:
         name_or_path: A registered model name (see ``agiqa models``), ``local-dir:/path`` or a folder written by
             ``agiqa train``; None for ``DEFAULT_MODEL``.
         device: ``cpu``, ``cuda``, ``cuda:1`` ...
         max_pixels: Larger images are refused as possible decompression bombs (see ``agiqa.data.images``).
+        allow_untrained: Load an ``untrained`` model (``agiqa.models.state``) anyway; every score it gives then
+            carries a warning saying it means nothing.
 
     Returns:
         The scorer, in eval mode on ``device``.
+
+    Raises:
+        KeyError: Unknown model name.
+        FileNotFoundError: No such model folder, or its weights are missing.
+        UntrainedModelError: The model is untrained and ``allow_untrained`` is False (the message says how to
+            train it or which models are trained).
     """
     name = DEFAULT_MODEL if name_or_path is None else name_or_path
-    return Scorer(create_model(name, device=device), max_pixels=max_pixels)
+    card = model_card(name, allow_untrained=allow_untrained)
+    model = create_model(name, device=device)
+    if model_state(card) == UNTRAINED:
+        model.score_warning = untrained_warning(name)
+    return Scorer(model, max_pixels=max_pixels, reference=model_reference(name))

@@ -1,7 +1,8 @@
 """``agiqa score`` (images into a table, resumable) and ``agiqa rank`` (best of N for one prompt).
 
-Exit codes: 0 when every item was scored in every dimension, 1 when at least one item has an error (see the
-``error`` column), 2 for bad arguments, 130 when interrupted (rerun the command to resume).
+Exit codes: 0 when every item was scored (a dimension left out for want of a prompt is a warning, not an error),
+1 when at least one item has an error (see the ``error`` column), 2 for bad arguments, 130 when interrupted (rerun
+the command to resume). Arguments are checked before the model loads.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.text import Text
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
-from agiqa.cli.options import BatchOpt, DeviceOpt, ModelOpt, load_scorer
+from agiqa.cli.options import AllowUntrainedOpt, BatchOpt, DeviceOpt, ModelOpt, check_model, load_scorer
 
 
 class _RateColumn(ProgressColumn):
@@ -49,9 +50,37 @@ def _items(paths: list[Path], prompt: str | None, table: Path | None) -> api.Ite
     if not paths:
         raise fail("give images or folders to score, or --input TABLE with columns image, prompt")
     try:
-        return api.items_from_paths(paths, prompt or "")
+        items = api.items_from_paths(paths, prompt or "")
     except FileNotFoundError as err:
         raise fail(message(err)) from None
+    if items.skipped:
+        stderr().print(f"{items.skipped_summary()} (not images agiqa reads; name one to see why)", highlight=False)
+    return items
+
+
+def _check_prompt(card: api.ModelCard, prompt: str | None, table: Path | None) -> None:
+    """Without --prompt or --input only the dimensions that need no prompt are scored; there must be one."""
+    if prompt is not None or table is not None:
+        return
+    needing = [d.name for d in card.dimensions if d.needs_prompt]
+    if len(needing) == len(card.dimensions):
+        raise fail(
+            f"model {card.name} scores {', '.join(needing)} against the prompt; give --prompt TEXT, or --input "
+            "TABLE with a prompt column"
+        )
+    if needing:
+        stderr().print(f"no --prompt: {', '.join(needing)} will not be scored (NaN, with a warning)", highlight=False)
+
+
+def _check_out(out_path: Path, overwrite: bool) -> None:
+    try:
+        api.table_format(out_path)
+    except ValueError as err:
+        raise fail(f"--out {err}") from None
+    if out_path.exists() and not overwrite:
+        raise fail(f"--out {out_path} exists; pass --overwrite to replace it, or choose another file")
+    if not out_path.parent.is_dir():
+        raise fail(f"--out {out_path}: folder {out_path.parent} does not exist")
 
 
 @app.command("score")
@@ -69,6 +98,7 @@ def score(
         typer.Option("--input", "-i", help="Table (.csv/.jsonl/.parquet) with columns image, prompt."),
     ] = None,
     model: ModelOpt = None,
+    allow_untrained: AllowUntrainedOpt = False,
     batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu",
     workers: Annotated[int | None, typer.Option(min=0, help="Decoding processes (default: spare cores).")] = None,
@@ -79,19 +109,21 @@ def score(
         api.MAX_PIXELS
     ),
 ) -> None:
-    """Score images into a table with columns image, prompt, <one per dimension>, error, warning.
+    """Score images into a table with columns image, prompt, <input columns>, model, <one per dimension>, error,
+    warning.
 
-    An interrupted run (Ctrl-C, kill, power loss) resumes when started again with the same arguments.
+    Without --prompt, the dimensions that need no prompt (quality, for models that say so) are scored and the
+    others are left empty with a warning. An interrupted run (Ctrl-C, kill, power loss) resumes when started again
+    with the same arguments.
     """
-    try:
-        api.table_format(out_path)
-    except ValueError as err:
-        raise fail(f"--out {err}") from None
+    _check_out(out_path, overwrite)
+    card = check_model(model, allow_untrained)
     items = _items(images or [], prompt, table)
     if not items:
         found_in = ", ".join(map(str, images or []))
         raise fail(f"no images found in {found_in} (extensions: {', '.join(api.IMAGE_EXTENSIONS)})")
-    scorer = load_scorer(model, device, max_pixels)
+    _check_prompt(card, prompt, table)
+    scorer = load_scorer(model, device, max_pixels, allow_untrained)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -154,6 +186,7 @@ def rank(
     images: Annotated[list[Path], typer.Argument(help="Images (or folders) to rank: best-of-N for one prompt.")],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt the images were generated from.")],
     model: ModelOpt = None,
+    allow_untrained: AllowUntrainedOpt = False,
     by: Annotated[
         str | None,
         typer.Option("--by", help="Dimension to sort by (default: preference, quality, alignment)."),
@@ -164,8 +197,9 @@ def rank(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Rank images for one prompt, best first (failed images last)."""
+    check_model(model, allow_untrained)
     files = _items(images, prompt, None).files
-    scorer = load_scorer(model, device)
+    scorer = load_scorer(model, device, allow_untrained=allow_untrained)
     try:
         ranking = scorer.rank(files, prompt, by=by, batch_size=batch_size)
     except ValueError as err:

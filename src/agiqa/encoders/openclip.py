@@ -1,4 +1,5 @@
-"""``openclip:ARCH@WEIGHTS``: an open_clip ViT CLIP model (optional extra: ``pip install 'agiqa[openclip]'``).
+"""``openclip:ARCH@WEIGHTS``: an open_clip ViT CLIP model (optional extra: ``pip install 'agiqa[openclip]'``, or
+``pip install -e '.[openclip]'`` in a checkout).
 
 open_clip needs torchvision, so it stays out of the default install and is imported only when this backend
 is built. ``WEIGHTS`` is a local checkpoint file (``open_clip_pytorch_model.bin`` / ``.safetensors``) or,
@@ -24,8 +25,9 @@ from agiqa.encoders.base import EncoderOutput
 from agiqa.encoders.factory import register_encoder
 from agiqa.encoders.preprocess import ImageTransform
 from agiqa.encoders.pretrained import download_allowed
+from agiqa.extras import install_hint
 
-INSTALL_HINT = "the openclip encoder needs the optional open_clip package: pip install 'agiqa[openclip]'"
+INSTALL_HINT = f"the openclip encoder needs the optional open_clip package; {install_hint('openclip')}"
 
 
 class OpenCLIPEncoder(LayerGroupEncoder):

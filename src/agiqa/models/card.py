@@ -41,8 +41,12 @@ class ModelCard:
         encoder_args: Keyword arguments of the encoder builder (e.g. ``{image_size: 384}`` for ``lite``).
         dimensions: The scores the model outputs.
         method_args: Keyword arguments of the method builder.
-        weights: Safetensors file of the trained heads: a name inside the package's ``weights/`` folder or an
-            absolute path. None when the heads are untrained (zero-shot methods need none).
+        weights: Safetensors file of the trained heads: a name inside the package's ``weights/`` folder, a path
+            relative to the card's folder, or an absolute path. None when the heads are untrained (zero-shot methods
+            need none).
+        needs_training: Whether the model is meaningless without trained weights. None takes the method's own
+            declaration (``QualityModel.needs_training``: True, False for the zero-shot methods); a card sets it
+            when its encoder decides (a zero-shot method over an encoder whose joint space is untrained).
         trained_on: Data the weights were trained on, for ``agiqa models``.
         metrics: Measured protocol figures (e.g. ``{"quality_srcc": 0.8}``), for ``agiqa models``.
         description: One paragraph for ``agiqa models``.
@@ -57,6 +61,7 @@ class ModelCard:
     encoder_args: dict[str, Any] = field(default_factory=dict)
     method_args: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
+    needs_training: bool | None = None
     trained_on: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     description: str = ""

@@ -114,7 +114,25 @@ def resolve_card(name_or_path: str) -> ModelCard:
                 "model.safetensors into its output folder"
             )
         return ModelCard.from_yaml(config)
+    if name_or_path not in CARDS and _looks_like_a_path(name_or_path):
+        raise FileNotFoundError(
+            f"{name_or_path}: no such model folder ({folder.absolute()} does not exist); `agiqa train CONFIG --out "
+            f"{name_or_path}` writes one, or name a registered model (`agiqa models` lists them)"
+        )
     return CARDS.get(name_or_path)
+
+
+def model_reference(name_or_path: str) -> str:
+    """How a score table names the model: the registered name, or the model folder's absolute path."""
+    target = name_or_path.removeprefix("local-dir:")
+    folder = Path(target).expanduser()
+    if name_or_path.startswith("local-dir:") or folder.is_dir():
+        return str(folder.resolve())
+    return name_or_path
+
+
+def _looks_like_a_path(name: str) -> bool:
+    return any(sep in name for sep in ("/", "\\")) or name.startswith((".", "~"))
 
 
 def build_model_from_card(card: ModelCard) -> QualityModel:

@@ -3,7 +3,8 @@
 Decoding and preprocessing (the model's picklable ``preprocess``) run in ``workers`` DataLoader worker processes
 while the model computes; the text tower runs once per unique prompt of a batch; inference runs under
 ``torch.inference_mode``. A bad image or a failing item becomes an ``error`` on its own row, never an exception
-for the batch. Nothing is padded: only the items that decoded are encoded.
+for the batch. An item without a prompt keeps the dimensions that need none; the others are NaN with a warning
+(``alignment not scored: no prompt``). Nothing is padded: only the items that decoded are encoded.
 """
 
 from __future__ import annotations
@@ -111,14 +112,19 @@ def _rows_for_batch(
     rows = []
     for k, (index, prompt) in enumerate(zip(indices, prompts, strict=True)):
         row = {name: v[k] for name, v in values.items()}
-        errors = []
-        if prompt_dims and not prompt.strip():
-            row.update(dict.fromkeys(prompt_dims, math.nan))
-            errors.append(f"empty prompt: {', '.join(prompt_dims)} need(s) a prompt")
-        bad = [n for n, s in row.items() if not math.isfinite(s) and not (n in prompt_dims and errors)]
+        errors, notes = [], [warnings.get(prompt, "")]
+        unscored = prompt_dims if prompt_dims and not prompt.strip() else []
+        if unscored:
+            row.update(dict.fromkeys(unscored, math.nan))
+            if len(unscored) == len(dims):
+                errors.append(f"no prompt: every dimension of the model ({', '.join(unscored)}) needs one")
+            else:
+                notes.append(f"{', '.join(unscored)} not scored: no prompt")
+        bad = [n for n, s in row.items() if not math.isfinite(s) and n not in unscored]
         if bad:
             errors.append(f"model gave a non-finite score for {', '.join(bad)}")
-        rows.append(Row(index, row, "; ".join(errors), warnings.get(prompt, "")))
+        notes.append(model.score_warning)
+        rows.append(Row(index, row, "; ".join(errors), "; ".join(n for n in notes if n)))
     return rows
 
 

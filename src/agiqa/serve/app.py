@@ -7,7 +7,7 @@ Endpoints:
   per image (``image`` is the uploaded file name; scores are null where the ``error`` says why). A bad image is
   an error in its record, not an HTTP error; a request without images or with mismatched prompts is a 422.
 * ``GET /models``: the registered models as ``agiqa models --json`` lists them (``agiqa.api.model_info``);
-  ``GET /health``: the loaded model.
+  ``GET /health``: the loaded model; ``GET /docs``: the API reference, offline (``agiqa.serve.docs``).
 
 Uploads larger than ``max_upload_bytes`` are refused per image; requests with more than ``max_images`` images are
 refused whole (413). Scoring runs one request at a time (the model is shared).
@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 
 from agiqa.api import Scorer, model_info
+from agiqa.serve.docs import router as docs_router
 
 
 def _clean(value: Any) -> Any:
@@ -37,7 +38,13 @@ def create_app(scorer: Scorer, max_upload_bytes: int = 32 * 2**20, max_images: i
         max_upload_bytes: Largest accepted image file.
         max_images: Most images in one request.
     """
-    app = FastAPI(title="agiqa", description="Quality, alignment and preference scores of AI-generated images.")
+    app = FastAPI(
+        title="agiqa",
+        description="Quality, alignment and preference scores of AI-generated images.",
+        docs_url=None,  # Swagger UI loads from a CDN; GET /docs is served offline by agiqa.serve.docs
+        redoc_url=None,
+    )
+    app.include_router(docs_router)
     lock = threading.Lock()
     dimensions = [asdict(d) for d in scorer.dimensions]
 

@@ -27,7 +27,8 @@ the heads over a *fixed* projection (the encoder is entirely frozen in cached mo
 encoder's summaries and projects them in its head (TSP-MGS ``project_in_head``): then the projections train
 too. Train with ``train.cache: off`` to tune encoder layers.
 
-Storage: safetensors shards ``<root>/<namespace>/shard-*.safetensors``; tensor ``"<item key>/<feature>"``.
+Storage: safetensors shards ``<root>/<namespace>/shard-*.safetensors``; tensor ``"<item key>/<feature>"``; an
+``about.json`` per namespace says what it holds (``agiqa cache`` lists and clears them: ``agiqa.train.cache_admin``).
 Floating features are stored as float16 and always returned after that round trip, so a run that filled the
 cache and a run that read it see the same numbers. Root: ``$AGIQA_CACHE_DIR`` or ``~/.cache/agiqa/features``.
 """
@@ -55,6 +56,7 @@ from agiqa.train.augment import ViewTransform
 
 CACHE_ENV = "AGIQA_CACHE_DIR"
 ENCODER_FIELDS = ("tokens", "pooled", "mask", "summary")  # what EncoderMemo stores; part of its namespace
+ABOUT = "about.json"
 
 
 def default_cache_dir() -> Path:
@@ -150,11 +152,20 @@ class FeatureStore:
         root: Cache root (``default_cache_dir()`` when None).
         namespace: Sub-folder, from ``image_namespace`` / ``text_namespace``.
         dtype: Storage type of floating features.
+        about: What the namespace holds, written once to ``about.json`` in it for ``agiqa cache`` (``kind``,
+            ``encoder``, ``model``).
     """
 
-    def __init__(self, root: str | Path | None, namespace: str, dtype: torch.dtype = torch.float16) -> None:
+    def __init__(
+        self,
+        root: str | Path | None,
+        namespace: str,
+        dtype: torch.dtype = torch.float16,
+        about: dict[str, str] | None = None,
+    ) -> None:
         self.folder = Path(root if root is not None else default_cache_dir()).expanduser() / namespace
         self.dtype = dtype
+        self.about = about
         self.hits = 0
         self.misses = 0
         self._index: dict[str, tuple[Path, list[str]]] = {}
@@ -193,6 +204,8 @@ class FeatureStore:
         if not items:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.about is not None and not (self.folder / ABOUT).is_file():
+            (self.folder / ABOUT).write_text(json.dumps(self.about, indent=1))
         tensors = {f"{k}/{f}": self.store_form(t) for k, feats in items.items() for f, t in feats.items()}
         shard = self.folder / f"shard-{uuid.uuid4().hex}.safetensors"
         tmp = shard.with_suffix(".tmp")
@@ -251,7 +264,8 @@ class EncoderMemo:
 
     def __init__(self, encoder: DualEncoder, root: str | Path | None) -> None:
         self.encoder = encoder
-        self.store = FeatureStore(root, encoder_namespace(encoder))
+        about = {"kind": "encoder outputs", "encoder": encoder.name}
+        self.store = FeatureStore(root, encoder_namespace(encoder), about=about)
 
     def __enter__(self) -> EncoderMemo:
         self._original = self.encoder.encode_image
@@ -302,6 +316,7 @@ def cached_image_features(
     batch_size: int = 32,
     hashes: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_todo: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], FeatureStore]:
     """``model.image_features`` of every image (one view), stacked in order, computing only cache misses.
 
@@ -313,18 +328,22 @@ def cached_image_features(
         transform: ``transform(image, content_hash)`` applied before ``model.preprocess`` (None = original).
         batch_size: Images per encoder call.
         hashes: Content hashes of ``images`` when already known.
-        progress: Called with the number of images done after each batch.
+        progress: Called with the number of images encoded after each batch.
+        on_todo: Called once, before encoding, with the number of images to encode and the number found cached.
 
     Returns:
         ``{feature: (N, ...) tensor}`` and the store (its ``hits``/``misses`` say what was computed).
     """
-    store = FeatureStore(cache_dir, image_namespace(model))
+    about = {"kind": "image features", "encoder": model.encoder.name, "model": type(model).__name__}
+    store = FeatureStore(cache_dir, image_namespace(model), about=about)
     hashes = list(hashes) if hashes is not None else [content_hash(ref) for ref in images]
     keys = [f"{h}@{view}" for h in hashes]
     found = store.get(list(dict.fromkeys(keys)))
     todo = [i for i, k in enumerate(keys) if k not in found]
     store.hits += len(keys) - len(todo)
     store.misses += len(todo)
+    if on_todo is not None:
+        on_todo(len(todo), len(keys) - len(todo))
     was_training = model.training
     model.eval()
     memo = EncoderMemo(model.encoder, cache_dir) if todo else None
@@ -349,16 +368,27 @@ def cached_image_features(
 
 @torch.no_grad()
 def cached_text_features(
-    model: QualityModel, prompts: Sequence[str], cache_dir: str | Path | None = None, batch_size: int = 64
+    model: QualityModel,
+    prompts: Sequence[str],
+    cache_dir: str | Path | None = None,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+    on_todo: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], FeatureStore]:
-    """``model.text_features`` of every prompt, stacked in order, computing only cache misses."""
-    store = FeatureStore(cache_dir, text_namespace(model))
+    """``model.text_features`` of every prompt, stacked in order, computing only cache misses.
+
+    ``progress`` and ``on_todo`` are called as by ``cached_image_features`` (counting unique prompts).
+    """
+    about = {"kind": "text features", "encoder": model.encoder.name, "model": type(model).__name__}
+    store = FeatureStore(cache_dir, text_namespace(model), about=about)
     keys = [hashlib.sha1(p.encode("utf-8")).hexdigest() for p in prompts]
     found = store.get(list(dict.fromkeys(keys)))
     todo = list(dict.fromkeys(k for k in keys if k not in found))
     first = {k: prompts[keys.index(k)] for k in todo}
     store.hits += len(keys) - sum(k not in found for k in keys)
     store.misses += len(todo)
+    if on_todo is not None:
+        on_todo(len(todo), len(set(keys)) - len(todo))
     was_training = model.training
     model.eval()
     for start in range(0, len(todo), batch_size):
@@ -367,5 +397,7 @@ def cached_text_features(
         new = {k: {n: t[j] for n, t in feats.items()} for j, k in enumerate(chunk)}
         store.put(new)
         found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+        if progress is not None:
+            progress(len(chunk))
     model.train(was_training)
     return _stack([found[k] for k in keys], "text features"), store

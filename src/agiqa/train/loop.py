@@ -7,13 +7,13 @@ validate on (``agiqa.train.selection``), its ``Objective`` (``agiqa.train.object
   shuffling seeded per epoch, so a resumed run takes the same batches as an uninterrupted one.
 * **Validation.** At the end of every ``eval_every`` epochs: SRCC per MOS dimension, or pair accuracy; the best
   weights are kept (``keep_best``).
-* **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads)
-  and, for ``--resume``, ``checkpoint/`` with the optimiser and RNG state as safetensors + JSON scalars.
+* **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads,
+  and what it was trained on: ``agiqa.train.run_folder``) and, for ``--resume``, ``checkpoint/`` with the
+  optimiser and RNG state as safetensors + JSON scalars.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -24,20 +24,19 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from transformers import get_scheduler
 
 from agiqa.data.sample import Dataset
 from agiqa.eval import metrics as M
 from agiqa.models.base import QualityModel
-from agiqa.models.card import ModelCard
-from agiqa.train.checkpoint import Checkpoint, save_model_folder, trainable_state
+from agiqa.train.checkpoint import Checkpoint, trainable_state
 from agiqa.train.config import TrainConfig
 from agiqa.train.features import FeatureBank
 from agiqa.train.objectives import Objective, make_objective
+from agiqa.train.run_folder import write_run_folder
 from agiqa.train.selection import Pairs, split_rows
-from agiqa.train.setup import TrainSetup, model_card, prepare
+from agiqa.train.setup import TrainSetup, prepare
 
 
 @dataclass
@@ -140,7 +139,7 @@ def train(
         model, None, state.history, best, state.step, time.perf_counter() - start_time, setup.cached, bank.misses
     )
     if out_dir is not None:
-        result.out_dir = _write_model(config, model, out_dir, len(train_rows), state.history)
+        result.out_dir = write_run_folder(config, model, out_dir, setup.table, train_rows, val_rows, state.history)
         if ckpt is not None:
             ckpt.save(model, opt, sched, state.scalars(), state.best_state)
     return result
@@ -192,18 +191,6 @@ def _fit(
                     state.best_val, state.best_state = val, trainable_state(model)
             if ckpt is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
                 ckpt.save(model, opt, sched, state.scalars(running=per_epoch), state.best_state)
-
-
-def _write_model(
-    config: TrainConfig, model: QualityModel, out_dir: str | Path, n_images: int, history: list[dict[str, float]]
-) -> Path:
-    """The model folder: card + weights, and beside them the config and the validation history."""
-    card = model.card or model_card(config)
-    extra = {"trained_on": f"{config.data.dataset} ({n_images} images)"}
-    folder = save_model_folder(model, out_dir, ModelCard.from_dict({**card.to_dict(), "name": config.name}), extra)
-    (folder / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    (folder / "history.json").write_text(json.dumps(history, indent=1))
-    return folder
 
 
 def _optimizer(model: QualityModel, config: TrainConfig) -> torch.optim.Optimizer:
