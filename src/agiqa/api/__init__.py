@@ -21,6 +21,7 @@ _EXPORTS = {
     "agiqa.data.files": ["IMAGE_EXTENSIONS", "find_images", "resolve_image"],
     "agiqa.io": ["INPUT_FORMATS", "read_item_table", "read_table", "table_format"],
     "agiqa.pipeline.resumable": ["PartialRunMismatch", "RunSummary", "partial_dir"],
+    "agiqa.pipeline.lock": ["OutputLocked"],
     "agiqa.data": ["Dataset", "DatasetError", "Problem", "get_dataset", "list_datasets", "load_dataset"],
     "agiqa.data.mos": ["check_ratings", "mos_from_ratings"],
     "agiqa.data.splits": ["SplitError", "load_splits", "make_splits", "save_splits"],
