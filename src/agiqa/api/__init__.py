@@ -35,7 +35,7 @@ _EXPORTS = {
     ],
     "agiqa.eval.report": ["aggregate", "rich_table", "single", "write_report"],
     "agiqa.eval.plots": ["scatter_plot"],
-    "agiqa.train": ["ConfigError", "TrainConfig", "TrainResult", "train"],
+    "agiqa.train": ["ConfigError", "TrainConfig", "TrainResult", "TrainingDiverged", "train"],
     "agiqa.train.protocol": ["ProtocolResult", "run_protocol", "write_protocol"],
     "agiqa.train.probes": ["ROBUSTNESS_RATIOS"],
     "agiqa.explain": ["ExplainError", "Explanation", "write_explanation"],
