@@ -40,7 +40,9 @@ _EXPORTS = {
     "agiqa.train.probes": ["ROBUSTNESS_RATIOS"],
     "agiqa.explain": ["ExplainError", "Explanation", "write_explanation"],
     "agiqa.explain.instruct.answer": ["Answerer"],
-    "agiqa.serve": ["create_app"],
+    "agiqa.serve.options": ["ServeOptions"],
+    "agiqa.serve.app": ["create_app"],
+    "agiqa.serve.run": ["run_server"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
