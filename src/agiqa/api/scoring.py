@@ -106,6 +106,7 @@ class Scorer:
         Raises:
             FileExistsError: ``out`` exists and ``overwrite`` is False.
             FileNotFoundError: The folder of ``out`` does not exist.
+            OutputLocked: Another run is writing ``out`` (its message names that run).
             PartialRunMismatch: ``OUT.partial`` belongs to another run (``restart=True`` discards it).
         """
         return resumable.score_to_file(

@@ -135,6 +135,8 @@ async def _answer(request: Request, queue: ScoringQueue, job: Job, timeout: floa
                 await asyncio.wait({done, gone}, return_when=asyncio.FIRST_COMPLETED)
         if not done.done():
             return Response(status_code=CLIENT_GONE)
+        if done.cancelled():  # the server is shutting down
+            return _busy(queue.retry_after(), "the server is stopping")
         if job.started is not None:
             request.state.wait = job.started - job.enqueued
         return done.result()

@@ -19,8 +19,8 @@ class ServeOptions:
         max_prompt_chars: Longest prompt, in characters (``--max-prompt-chars``); longer is a 422.
         queue_size: Most requests waiting to be scored, uploads in progress included (``--queue-size``); one more
             is answered 503 with ``Retry-After`` at once, before its body is read.
-        timeout_s: Longest a request waits (upload, then queue) before it is answered 503 with ``Retry-After``
-            (``--timeout``); once its batch is being scored it is answered when that ends.
+        timeout_s: Longest a request may take to upload (else 408) and then wait in the queue (else 503 with
+            ``Retry-After``) (``--timeout``); once its batch is being scored it is answered when that ends.
         batch_wait_ms: How long the scoring worker waits for more requests to batch with the first one
             (``--batch-wait-ms``; requests already queued are batched without waiting).
         batch_size: Images per model call, across the requests batched together (``--batch-size``).

@@ -131,9 +131,10 @@ class ScoringQueue:
     def withdraw(self, job: Job, reason: str) -> bool:
         """Take a job out before it is scored (``reason``: ``timed_out`` or ``dropped``); False once it is scoring."""
         with self._cond:
-            if not job.future.cancel():
-                return False
+            if job not in self._jobs:  # taken by the worker, or cancelled by ``close``
+                return job.future.cancelled()
             self._jobs.remove(job)
+            job.future.cancel()
             self._places -= 1
             self.counts[reason] += 1
         job.release()
