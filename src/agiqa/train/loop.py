@@ -185,8 +185,7 @@ def _fit(
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"{config.source}: step {state.step + 1} (epoch {epoch + 1}): the loss is {float(loss.detach())}; "
-                    "stopped before writing a model. Look for NaN / inf labels or features, or lower train.lr; "
-                    "--resume continues from the last checkpoint"
+                    "stopped before writing a model. Look for NaN / inf labels or features, or lower train.lr"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
