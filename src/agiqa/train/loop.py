@@ -33,6 +33,7 @@ from transformers import get_scheduler
 
 from agiqa.data.sample import Dataset
 from agiqa.eval import metrics as M
+from agiqa.io import atomic_write_bytes
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
 from agiqa.train.checkpoint import Checkpoint, save_model_folder, trainable_state
@@ -218,8 +219,8 @@ def _write_model(
     card = model.card or model_card(config)
     extra = {"trained_on": f"{config.data.dataset} ({n_images} images)"}
     folder = save_model_folder(model, out_dir, ModelCard.from_dict({**card.to_dict(), "name": config.name}), extra)
-    (folder / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    (folder / "history.json").write_text(json.dumps(history, indent=1))
+    atomic_write_bytes(folder / "train_config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
+    atomic_write_bytes(folder / "history.json", json.dumps(history, indent=1).encode())
     return folder
 
 
