@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import io
 import os
+import select
 import socket
 import statistics
 import subprocess
@@ -113,18 +114,13 @@ def _raw(port: int, head: bytes, body_chunks: int = 0) -> int:
     part = b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n'
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         sock.sendall(head + (f"{len(part):x}\r\n".encode() + part + b"\r\n" if body_chunks else b""))
-        sock.settimeout(0.02)
         for _ in range(body_chunks):
-            try:
-                if sock.recv(1, socket.MSG_PEEK):
-                    break
-            except (TimeoutError, BlockingIOError):
-                pass
+            if select.select([sock], [], [], 0)[0]:  # the server has answered
+                break
             try:
                 sock.sendall(b"10000\r\n" + b"\0" * 65536 + b"\r\n")
             except OSError:
                 break
-        sock.settimeout(60)
         data = sock.recv(100)
     return int(data.split()[1]) if data else 0
 
