@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,13 +13,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from _cli_process import cli_process
 from agiqa.api import default_rank_dimension
 from agiqa.cli import app
 from agiqa.models.card import ModelCard
 from agiqa.models.registry import CARDS, list_models
 from scoring_fixtures import write_images, write_tiny_model
 
-TESTS = Path(__file__).resolve().parent
 runner = CliRunner()
 
 
@@ -181,21 +179,6 @@ def test_models_lists_weights_and_whether_they_are_here(model_dir: Path, monkeyp
     assert code == 0 and "t-untrained" in output and "untrained" in output and "missing" in output
 
 
-def _cli(*args: object, env: dict[str, str]) -> subprocess.Popen:
-    script = (
-        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import scoring_fixtures; "
-        "from agiqa.cli import main; sys.argv = ['agiqa', *sys.argv[1:]]; main()"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
 @pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_the_same_file(model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "imgs"
@@ -210,7 +193,7 @@ def test_run_killed_with_sigkill_resumes_to_the_same_file(model_dir: Path, tmp_p
 
     out = tmp_path / "s.csv"
     chunks = tmp_path / "s.csv.partial"
-    proc = _cli(*common, "--out", out, env=env)  # a separate process, so that it can be killed
+    proc = cli_process(*common, "--out", out, env=env)  # a separate process, so that it can be killed
     deadline = time.monotonic() + 90
     while len(list(chunks.glob("chunk-*.jsonl"))) < 3:
         assert proc.poll() is None, "the run ended before it could be killed: " + proc.stdout.read()

@@ -115,6 +115,7 @@ class Scorer:
             ValueError: ``extra`` has a column named ``model``.
             FileExistsError: ``out`` exists and ``overwrite`` is False.
             FileNotFoundError: The folder of ``out`` does not exist.
+            OutputLocked: Another run is writing ``out`` (its message names that run).
             PartialRunMismatch: ``OUT.partial`` belongs to another run (``restart=True`` discards it).
         """
         if extra is not None and "model" in extra.columns:

@@ -102,7 +102,9 @@ def score(
     batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu",
     workers: Annotated[int | None, typer.Option(min=0, help="Decoding processes (default: spare cores).")] = None,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Items per saved chunk (resume granularity).")] = 512,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Largest saved chunk (resume granularity; the first chunks are smaller).")
+    ] = 512,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
     restart: Annotated[bool, typer.Option(help="Discard an unfinished earlier run instead of resuming it.")] = False,
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = (
@@ -160,6 +162,8 @@ def score(
             raise fail(f"--out {out_path} exists; pass --overwrite to replace it, or choose another file") from None
         except api.PartialRunMismatch as err:
             raise fail(f"{message(err)} (--restart discards it)") from None
+        except api.OutputLocked as err:
+            raise fail(f"--out {message(err)}") from None
         except (FileNotFoundError, ValueError) as err:
             raise fail(message(err)) from None
         except KeyboardInterrupt:

@@ -25,7 +25,9 @@ ThreadsOpt = Annotated[
 def train_command(
     config: Annotated[str, typer.Argument(help="Training config: a YAML file or a shipped name (lite/default ...).")],
     out: Annotated[Path | None, typer.Option("--out", help="Model folder to write (default: runs/<name>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint (saved every epoch, or checkpoint_every).")
+    ] = False,
     root: Annotated[Path | None, typer.Option("--root", help="Override data.root of the config.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override train.epochs.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Override train.seed.")] = None,
@@ -51,7 +53,7 @@ def train_command(
         raise fail(message(err)) from None
     try:
         result = api.train(cfg, out_dir=out or Path("runs") / cfg.name, resume=resume)
-    except (FileNotFoundError, api.DatasetError, api.SplitError) as err:
+    except (FileNotFoundError, api.DatasetError, api.SplitError, api.TrainingDiverged) as err:
         raise fail(message(err), FAILED) from None
     except ValueError as err:  # the config does not fit the data or the model; the message names the key
         raise fail(message(err)) from None

@@ -85,8 +85,10 @@ class ModelCard:
     def from_yaml(cls, path: str | Path) -> ModelCard:
         """Read a card from a YAML file."""
         path = Path(path)
-        with path.open() as fh:
-            data = yaml.safe_load(fh)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:  # safe_load refuses python tags: no code runs
+            raise ValueError(f"{path}: not a valid model card (YAML): {err}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a model card must be a YAML mapping, got {type(data).__name__}")
         return cls.from_dict(data, source=str(path))

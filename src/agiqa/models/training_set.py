@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from agiqa.io import atomic_write_bytes
 from agiqa.models.card import ModelCard
 from agiqa.models.registry import weights_path
 
@@ -58,9 +59,9 @@ class TrainingSet:
         return len(ids & set(self.train)), len(ids & set(self.validation))
 
     def save(self, path: str | Path) -> Path:
-        """Write the record as JSON (see module docstring)."""
+        """Write the record as JSON (see module docstring), atomically."""
         path = Path(path)
-        path.write_text(json.dumps({"agiqa_training_set": FORMAT, **asdict(self)}, indent=1) + "\n")
+        atomic_write_bytes(path, (json.dumps({"agiqa_training_set": FORMAT, **asdict(self)}, indent=1) + "\n").encode())
         return path
 
     @classmethod

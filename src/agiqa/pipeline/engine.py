@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from agiqa.data.images import MAX_PIXELS, ImageLoadError, ImageRef, load_image
+from agiqa.encoders.tokenize import clip_text, text_char_limit
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
 
@@ -75,7 +76,13 @@ def _collate(
 
 
 def score_batch(model: QualityModel, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Scores of a batch, running the text tower once per unique prompt (autograd is left as the caller set it)."""
+    """Scores of a batch, running the text tower once per unique prompt (autograd is left as the caller set it).
+
+    Prompts are cut to what the text tower can use (``clip_text``) before the model sees them, so a huge prompt
+    costs no more than a long one, in the method's own text handling (level prompts, words) as in tokenizing.
+    """
+    limit = model.encoder.max_text_tokens
+    prompts = [clip_text(p, limit) for p in prompts] if limit else list(prompts)
     unique = list(dict.fromkeys(prompts))
     where = {p: k for k, p in enumerate(unique)}
     text = model.text_features(unique)
@@ -91,11 +98,17 @@ def prompt_warnings(model: QualityModel, prompts: Sequence[str]) -> dict[str, st
     unique = [p for p in dict.fromkeys(prompts) if p.strip()]
     if not limit or not unique:
         return {}
-    counts = model.encoder.text_token_counts(unique)
+    counts = model.encoder.text_token_counts([clip_text(p, limit) for p in unique])
     if counts is None:
         return {p: f"prompt length not checked: encoder {model.encoder.name!r} gives no token count" for p in unique}
+    chars = text_char_limit(limit)
     return {
-        p: f"prompt truncated: {n} tokens, the text tower takes {limit}; the rest was ignored"
+        p: (
+            f"prompt truncated: {n} tokens, the text tower takes {limit}; the rest was ignored"
+            if len(p) <= chars
+            else f"prompt truncated: {len(p)} characters, more than the text tower's {limit} tokens; the rest "
+            "was ignored"
+        )
         for p, n in zip(unique, counts, strict=True)
         if n > limit
     }

@@ -29,16 +29,21 @@ too. Train with ``train.cache: off`` to tune encoder layers.
 
 Storage: safetensors shards ``<root>/<namespace>/shard-*.safetensors``; tensor ``"<item key>/<feature>"``; an
 ``about.json`` per namespace says what it holds (``agiqa cache`` lists and clears them: ``agiqa.train.cache_admin``).
+A shard is written whole and renamed into place. One that cannot be read (truncated) or that holds NaN or inf is
+moved aside (``*.corrupt``, with a warning naming it) and its entries are computed again; features computed with
+NaN or inf are refused with an error naming the image or prompt, so nothing is ever trained on them.
 Floating features are stored as float16 and always returned after that round trip, so a run that filled the
 cache and a run that read it see the same numbers. Root: ``$AGIQA_CACHE_DIR`` or ``~/.cache/agiqa/features``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from agiqa.data.images import load_image
@@ -175,10 +180,26 @@ class FeatureStore:
         if not self.folder.is_dir():
             return
         for shard in sorted(self.folder.glob("shard-*.safetensors")):
-            with safe_open(str(shard), framework="pt") as fh:
-                for name in fh.keys():
-                    key, _, feat = name.rpartition("/")
-                    self._index.setdefault(key, (shard, []))[1].append(feat)
+            try:
+                with safe_open(str(shard), framework="pt") as fh:
+                    names = list(fh.keys())
+            except (SafetensorError, OSError) as err:
+                self._set_aside(shard, f"unreadable ({err})")
+                continue
+            for name in names:
+                key, _, feat = name.rpartition("/")
+                self._index.setdefault(key, (shard, []))[1].append(feat)
+
+    def _set_aside(self, shard: Path, why: str) -> None:
+        """Move a damaged shard out of the cache (``*.corrupt``, kept for inspection); its entries get recomputed."""
+        with contextlib.suppress(OSError):
+            shard.replace(shard.with_suffix(".corrupt"))
+        self._index = {k: v for k, v in self._index.items() if v[0] != shard}
+        warnings.warn(
+            f"feature cache: {shard} is {why}; moved to {shard.with_suffix('.corrupt')}, its entries will be "
+            "computed again",
+            stacklevel=3,
+        )
 
     def __contains__(self, key: str) -> bool:
         return key in self._index
@@ -193,10 +214,18 @@ class FeatureStore:
             if key in self._index:
                 by_shard.setdefault(self._index[key][0], []).append(key)
         out: dict[str, dict[str, torch.Tensor]] = {}
-        for shard, shard_keys in by_shard.items():
-            with safe_open(str(shard), framework="pt") as fh:
-                for key in shard_keys:
-                    out[key] = {f: self._restore(fh.get_tensor(f"{key}/{f}")) for f in self._index[key][1]}
+        for shard, wanted in by_shard.items():
+            try:
+                with safe_open(str(shard), framework="pt") as fh:
+                    found = {k: {f: self._read(fh, k, f) for f in self._index[k][1]} for k in wanted}
+            except (SafetensorError, OSError) as err:
+                self._set_aside(shard, f"unreadable ({err})")
+                continue
+            bad = [k for k, feats in found.items() if not all(_finite(t) for t in feats.values())]
+            if bad:  # a shard is written whole, so one NaN means none of it can be trusted
+                self._set_aside(shard, f"holding NaN or inf (entry {bad[0]})")
+                continue
+            out.update(found)
         return out
 
     def put(self, items: dict[str, dict[str, torch.Tensor]]) -> None:
@@ -219,12 +248,30 @@ class FeatureStore:
         tensor = tensor.detach().to("cpu").contiguous()
         return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
 
+    def _read(self, fh: Any, key: str, feature: str) -> torch.Tensor:
+        return self._restore(fh.get_tensor(f"{key}/{feature}"))
+
     def _restore(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.float() if tensor.is_floating_point() else tensor
 
     def round_trip(self, tensor: torch.Tensor) -> torch.Tensor:
         """What ``get`` would return for ``tensor`` after ``put``."""
         return self._restore(self.store_form(tensor))
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
+
+
+def _check_finite(stored: dict[str, dict[str, torch.Tensor]], names: dict[str, str], what: str) -> None:
+    """Refuse freshly computed features holding NaN or inf (they would train a NaN model), naming the input."""
+    for key, feats in stored.items():
+        bad = [f for f, t in feats.items() if not _finite(t)]
+        if bad:
+            raise ValueError(
+                f"{what} {names[key]}: its features hold NaN or inf in {bad} (as computed, or beyond the float16 "
+                "range of the cache); check that input"
+            )
 
 
 def _stack(rows: list[dict[str, torch.Tensor]], what: str) -> dict[str, torch.Tensor]:
@@ -247,6 +294,10 @@ def _pad_first(tensor: torch.Tensor, length: int) -> torch.Tensor:
         return tensor
     pad = torch.zeros((length - tensor.shape[0], *tensor.shape[1:]), dtype=tensor.dtype)
     return torch.cat([tensor, pad])
+
+
+def _describe(ref: str | bytes) -> str:
+    return f"<{len(ref)} bytes>" if isinstance(ref, bytes) else str(ref)
 
 
 def encoder_namespace(encoder: DualEncoder) -> str:
@@ -358,8 +409,10 @@ def cached_image_features(
         with memo:  # type: ignore[union-attr]
             feats = model.image_features(torch.stack(pixels).to(next(model.parameters()).device))
         new = {keys[i]: {n: t[j] for n, t in feats.items()} for j, i in enumerate(chunk)}
+        stored = {k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()}
+        _check_finite(stored, {keys[i]: _describe(images[i]) for i in chunk}, "image")
         store.put(new)
-        found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+        found.update(stored)
         if progress is not None:
             progress(len(chunk))
     model.train(was_training)
@@ -395,8 +448,10 @@ def cached_text_features(
         chunk = todo[start : start + batch_size]
         feats = model.text_features([first[k] for k in chunk])
         new = {k: {n: t[j] for n, t in feats.items()} for j, k in enumerate(chunk)}
+        stored = {k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()}
+        _check_finite(stored, {k: repr(first[k][:80]) for k in chunk}, "prompt")
         store.put(new)
-        found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+        found.update(stored)
         if progress is not None:
             progress(len(chunk))
     model.train(was_training)

@@ -9,7 +9,10 @@ validate on (``agiqa.train.selection``), its ``Objective`` (``agiqa.train.object
   weights are kept (``keep_best``).
 * **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads,
   and what it was trained on: ``agiqa.train.run_folder``) and, for ``--resume``, ``checkpoint/`` with the
-  optimiser and RNG state as safetensors + JSON scalars.
+  optimiser and RNG state as safetensors + JSON scalars, saved every ``checkpoint_every`` steps (0: at the end of
+  every epoch) and replaced atomically.
+* **Faults.** A non-finite loss stops the run with ``TrainingDiverged`` naming the step (no model is written);
+  ``resume`` without a checkpoint to resume from is refused rather than silently starting again.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ from agiqa.train.objectives import Objective, make_objective
 from agiqa.train.run_folder import write_run_folder
 from agiqa.train.selection import Pairs, split_rows
 from agiqa.train.setup import TrainSetup, prepare
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the weights) became NaN or infinite; the message names the step."""
 
 
 @dataclass
@@ -104,7 +111,7 @@ def train(
         config: The run (see ``agiqa.train.config``).
         out_dir: Model folder to write (``config.yaml`` + ``model.safetensors`` + ``checkpoint/``); None keeps
             the model in memory only.
-        resume: Continue from ``out_dir/checkpoint`` when it exists.
+        resume: Continue from ``out_dir/checkpoint`` (a ``ValueError`` when there is none).
         dataset: The dataset already read (else read from ``config.data``); not used with ``setup``.
         setup: Model, data and features already prepared (the protocol shares one across splits; its model is
             trained in place).
@@ -128,12 +135,17 @@ def train(
     opt = _optimizer(model, config)
     sched = _scheduler(opt, config, total)
     ckpt = Checkpoint(Path(out_dir)) if out_dir is not None else None
-    resuming = resume and ckpt is not None and ckpt.exists()
-    state = _RunState.resumed(*ckpt.load(model, opt, sched)) if resuming else _RunState()
+    if resume and (ckpt is None or not ckpt.exists()):
+        where = "no out_dir was given" if ckpt is None else f"{ckpt.folder} holds no checkpoint"
+        raise ValueError(f"resume: {where} to resume from; run without --resume to start from step 0")
+    state = _RunState.resumed(*ckpt.load(model, opt, sched)) if resume and ckpt else _RunState()
     _fit(config, setup, objective, val_rows, opt, sched, state, ckpt, per_epoch, total)
     if t.keep_best and state.best_state is not None:
         model.load_state_dict(state.best_state, strict=False)
     model.eval()
+    bad = sorted(k for k, v in trainable_state(model).items() if v.is_floating_point() and not v.isfinite().all())
+    if bad:
+        raise TrainingDiverged(f"{config.source}: the trained weights hold NaN or inf ({bad[:3]}); nothing was written")
     best = state.best_val if math.isfinite(state.best_val) else None
     result = TrainResult(
         model, None, state.history, best, state.step, time.perf_counter() - start_time, setup.cached, bank.misses
@@ -169,6 +181,11 @@ def _fit(
             order = torch.randperm(len(objective), generator=torch.Generator().manual_seed(t.seed * 100_003 + epoch))
             idx = order[pos * t.batch_size : (pos + 1) * t.batch_size]
             loss = objective.batch_loss(model, bank, idx, state.step, t.device)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{config.source}: step {state.step + 1} (epoch {epoch + 1}): the loss is {float(loss.detach())}; "
+                    "stopped before writing a model. Look for NaN / inf labels or features, or lower train.lr"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:
@@ -189,7 +206,7 @@ def _fit(
                 bar.update(task, val=val)
                 if t.keep_best and math.isfinite(val) and val > state.best_val:
                     state.best_val, state.best_state = val, trainable_state(model)
-            if ckpt is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
+            if ckpt is not None and step % (t.checkpoint_every or per_epoch) == 0 and step < total:
                 ckpt.save(model, opt, sched, state.scalars(running=per_epoch), state.best_state)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from agiqa.io import atomic_write_bytes
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
 from agiqa.models.training_set import TrainingSet, training_set_path
@@ -92,6 +93,6 @@ def write_run_folder(
     card = trained_card(model.card or model_card(config), config, record, history)
     folder = save_model_folder(model, out_dir, card)
     record.save(training_set_path(ModelCard.from_yaml(folder / "config.yaml")))
-    (folder / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    (folder / "history.json").write_text(json.dumps(list(history), indent=1))
+    atomic_write_bytes(folder / "train_config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
+    atomic_write_bytes(folder / "history.json", json.dumps(list(history), indent=1).encode())
     return folder
