@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agiqa.encoders.factory import parse_encoder_spec
+from agiqa.models.reference import card_reference
 from agiqa.models.registry import list_models, weights_path
 
 
@@ -43,6 +44,7 @@ def model_info(pattern: str = "*") -> list[dict[str, Any]]:
     for card in list_models(pattern):
         enc_need, enc_ok = encoder_weights(card.encoder)
         head = weights_path(card)
+        reference = card_reference(card)
         rows.append(
             {
                 "name": card.name,
@@ -57,6 +59,9 @@ def model_info(pattern: str = "*") -> list[dict[str, Any]]:
                 "metrics": card.metrics,
                 "description": card.description,
                 "ready": enc_ok and (head is None or head.is_file()),
+                "reference": None
+                if reference is None
+                else {"source": reference.source, "n": reference.n, "quantiles": reference.summary()},
             }
         )
     return rows

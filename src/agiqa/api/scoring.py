@@ -12,6 +12,7 @@ output of ``scorer.preprocess``) and goes to the model as is.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from agiqa.api.results import Ranking, ScoreResult, default_rank_dimension
 from agiqa.data.images import MAX_PIXELS, ImageRef, describe_ref, load_image
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
+from agiqa.models.reference import Reference, card_reference, require_reference
 from agiqa.models.registry import create_model
 from agiqa.pipeline import resumable
 from agiqa.pipeline.engine import Row, default_workers, iter_scores, score_batch, score_rows
@@ -61,6 +63,20 @@ class Scorer:
     def dimensions(self) -> tuple[ScoreSpec, ...]:
         """What each score means: name, range (``low``, ``high``), ``higher_is_better``, ``needs_prompt``."""
         return self.model.dimensions
+
+    @property
+    def reference(self) -> Reference | None:
+        """Quantiles of the model's scores on its training images (``agiqa.models.reference``); None if absent."""
+        return card_reference(self.model.card) if self.model.card is not None else None
+
+    def percentiles(self, scores: dict[str, Any]) -> dict[str, np.ndarray]:
+        """``{dimension: percentile 0-100}`` of ``{dimension: scores}`` against the model's reference.
+
+        Raises:
+            NoReferenceError: The model's card has no reference distribution.
+        """
+        reference = require_reference(self.model.card, self.name)
+        return {d: reference.percentile(d, v) for d, v in scores.items() if d in reference.quantiles}
 
     @property
     def device(self) -> torch.device:
@@ -157,6 +173,7 @@ class Scorer:
         prompts: str | Sequence[str] | None = None,
         batch_size: int = 16,
         workers: int = 0,
+        percentiles: bool = False,
     ) -> ScoreResult:
         """Score images against prompts, without autograd; bad items get an ``error``, never an exception.
 
@@ -166,10 +183,19 @@ class Scorer:
                 get an error, the others are scored).
             batch_size: Items per model call; scores do not depend on it.
             workers: Decoding processes (0 decodes in this process; worth it for hundreds of files).
+            percentiles: Also give each score's percentile against the model's reference distribution
+                (``result.percentiles``, ``<dimension>_pct`` in records and tables).
 
         Returns:
             A ``ScoreResult`` in the order of ``images``.
+
+        Raises:
+            NoReferenceError: ``percentiles=True`` for a model whose card has no reference distribution.
         """
+        if percentiles:
+            require_reference(self.model.card, self.name)  # refused before any scoring
+            result = self.score(images, prompts, batch_size=batch_size, workers=workers)
+            return dataclasses.replace(result, percentiles=self.percentiles(result.scores))
         if isinstance(images, torch.Tensor) and images.ndim == 4:
             return self._score_pixels(images, self._prompts(prompts, images.shape[0]), batch_size)
         if isinstance(images, str | bytes | Image.Image) or not isinstance(

@@ -24,7 +24,15 @@ def models(
         print(json.dumps(rows, indent=1))
         return
     tbl = Table(title="agiqa models", show_lines=True)
-    for col in ("name", "dimensions", "encoder weights", "head weights", "trained on", "metrics"):
+    for col in (
+        "name",
+        "dimensions",
+        "encoder weights",
+        "head weights",
+        "trained on",
+        "metrics",
+        "reference p10/p50/p90",
+    ):
         tbl.add_column(col, overflow="fold")
     for r in rows:
         dims = "\n".join(
@@ -44,5 +52,12 @@ def models(
         metrics = "\n".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r["metrics"].items())
         about = r["description"].split(". ")[0].strip()
         name = f"{r['name']}\n[dim]{about}[/dim]" if about else r["name"]
-        tbl.add_row(name, dims, enc, head, r["trained_on"] or "-", metrics or "-")
+        tbl.add_row(name, dims, enc, head, r["trained_on"] or "-", metrics or "-", _reference(r["reference"]))
     Console().print(tbl)
+
+
+def _reference(reference: dict | None) -> str:
+    """Each dimension's p10 / p50 / p90, or why percentiles are not available."""
+    if reference is None:
+        return "none (no percentiles)"
+    return "\n".join(f"{dim} {' / '.join(f'{v:.2f}' for v in q.values())}" for dim, q in reference["quantiles"].items())

@@ -7,7 +7,8 @@ validate on (``agiqa.train.selection``), its ``Objective`` (``agiqa.train.object
   shuffling seeded per epoch, so a resumed run takes the same batches as an uninterrupted one.
 * **Validation.** At the end of every ``eval_every`` epochs: SRCC per MOS dimension, or pair accuracy; the best
   weights are kept (``keep_best``).
-* **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads)
+* **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads;
+  the card carries the quantiles of the model's predictions on its training rows, ``agiqa.train.reference``)
   and, for ``--resume``, ``checkpoint/`` with the optimiser and RNG state as safetensors + JSON scalars.
 """
 
@@ -32,10 +33,12 @@ from agiqa.data.sample import Dataset
 from agiqa.eval import metrics as M
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
+from agiqa.models.reference import Reference
 from agiqa.train.checkpoint import Checkpoint, save_model_folder, trainable_state
 from agiqa.train.config import TrainConfig
 from agiqa.train.features import FeatureBank
 from agiqa.train.objectives import Objective, make_objective
+from agiqa.train.reference import training_reference
 from agiqa.train.selection import Pairs, split_rows
 from agiqa.train.setup import TrainSetup, model_card, prepare
 
@@ -140,7 +143,8 @@ def train(
         model, None, state.history, best, state.step, time.perf_counter() - start_time, setup.cached, bank.misses
     )
     if out_dir is not None:
-        result.out_dir = _write_model(config, model, out_dir, len(train_rows), state.history)
+        reference = training_reference(setup.bank, train_rows, config.data.dataset, seed=t.seed)
+        result.out_dir = _write_model(config, model, out_dir, len(train_rows), state.history, reference)
         if ckpt is not None:
             ckpt.save(model, opt, sched, state.scalars(), state.best_state)
     return result
@@ -195,11 +199,17 @@ def _fit(
 
 
 def _write_model(
-    config: TrainConfig, model: QualityModel, out_dir: str | Path, n_images: int, history: list[dict[str, float]]
+    config: TrainConfig,
+    model: QualityModel,
+    out_dir: str | Path,
+    n_images: int,
+    history: list[dict[str, float]],
+    reference: Reference | None = None,
 ) -> Path:
-    """The model folder: card + weights, and beside them the config and the validation history."""
+    """The model folder: card (with the training reference) + weights, beside them the config and the history."""
     card = model.card or model_card(config)
-    extra = {"trained_on": f"{config.data.dataset} ({n_images} images)"}
+    extra: dict[str, Any] = {"trained_on": f"{config.data.dataset} ({n_images} images)"}
+    extra["reference"] = reference.to_card_value() if reference is not None else None
     folder = save_model_folder(model, out_dir, ModelCard.from_dict({**card.to_dict(), "name": config.name}), extra)
     (folder / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     (folder / "history.json").write_text(json.dumps(history, indent=1))
