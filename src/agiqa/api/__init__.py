@@ -17,6 +17,8 @@ _EXPORTS = {
     "agiqa.api.models": ["encoder_weights", "model_info"],
     "agiqa.models.reference": ["NoReferenceError", "Reference"],
     "agiqa.keep.expression": ["KeepError", "KeepRule", "parse_keep"],
+    "agiqa.bench.run": ["BenchResult", "bench_layout", "run_bench", "summarise_bench"],
+    "agiqa.bench.suites": ["PromptSuite", "load_suite", "shipped_suites"],
     "agiqa.keep.apply": ["KeepPlan", "KeepSummary", "apply_keep", "keep_mask", "plan_keep"],
     "agiqa.api.training": ["load_config", "method_config", "protocol_splits"],
     "agiqa.models.registry": ["create_model", "list_models"],
