@@ -54,3 +54,27 @@ def test_a_base_cards_reference_is_not_inherited(tmp_path: Path, data) -> None:
     assert model_card(config).reference is None
     result = train(config, dataset=data)  # in memory: no folder, no reference computed
     assert result.out_dir is None and result.model.card.reference is None
+
+
+def test_out_of_fold_predictions_never_see_their_prompt(tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agiqa.api import cross_val_predict
+    from agiqa.train import crossval
+
+    seen: list[set[str]] = []
+    real_train = crossval.train
+
+    def spy(config, setup, rows):
+        seen.append({setup.table.groups[r] for r in rows[0] + rows[1]})
+        return real_train(config, setup=setup, rows=rows)
+
+    monkeypatch.setattr(crossval, "train", spy)
+    config = tiny.train_config(tmp_path, "tiny-cv", 0.2, epochs=3, batch_size=8)
+    preds = cross_val_predict(config, data, n_folds=3)
+    assert preds["image"].tolist() == [s.image_id for s in data.samples]
+    assert sorted(preds["fold"].unique()) == [0, 1, 2] and preds[["quality", "alignment"]].notna().all().all()
+    prompt = {s.image_id: s.prompt for s in data.samples}
+    for k, groups in enumerate(seen):
+        held_out = {prompt[i] for i in preds.loc[preds["fold"] == k, "image"]}
+        assert held_out and not held_out & groups  # no prompt of the fold was trained or validated on
+    by_prompt = preds.assign(prompt=preds["image"].map(prompt)).groupby("prompt")["fold"].nunique()
+    assert (by_prompt == 1).all()  # a prompt's images are all in one fold
