@@ -160,6 +160,6 @@ def run_bench(
         *layout.problems,
     ]
     meta = {"model": scorer.name, "root": str(root), "n_images": len(names), "generators": layout.generators}
-    title = f"Generators compared on {suite.name} by {scorer.name}"
+    title = f"Generators compared on {Path(suite.name).name} by {scorer.name}"
     stats, files = summarise_bench(scores, dims, suite, out, title, meta, notes, n_resamples, seed)
     return BenchResult(stats, scores, {**files, "scores": path}, layout.problems, failed)

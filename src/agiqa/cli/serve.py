@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,8 +19,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     device: DeviceOpt = "cpu",
+    gallery_dir: Annotated[
+        Path | None,
+        typer.Option("--gallery-dir", help="Folder of score tables the web page may open (nothing outside it)."),
+    ] = None,
 ) -> None:
-    """HTTP scoring service: POST /score, GET /models, GET /health (needs `pip install agiqa\\[serve]`)."""
+    """HTTP scoring service: the web page at /, POST /score, POST /explain, GET /models, GET /health (needs
+    `pip install agiqa\\[serve]`)."""
     try:
         import python_multipart  # noqa: F401  (FastAPI needs it for uploads; fails late without it)
         import uvicorn
@@ -27,4 +33,7 @@ def serve(
         create_app = api.create_app
     except ImportError as exc:
         raise fail(f"{exc}; install the server extra: pip install 'agiqa[serve]'") from None
-    uvicorn.run(create_app(load_scorer(model, device)), host=host, port=port)
+    if gallery_dir is not None and not gallery_dir.is_dir():
+        raise fail(f"--gallery-dir {gallery_dir}: not a folder")
+    gallery = str(gallery_dir) if gallery_dir is not None else None
+    uvicorn.run(create_app(load_scorer(model, device), gallery_dir=gallery), host=host, port=port)

@@ -8,6 +8,7 @@ Endpoints:
   an error in its record, not an HTTP error; a request without images or with mismatched prompts is a 422.
 * ``GET /models``: the registered models as ``agiqa models --json`` lists them (``agiqa.api.model_info``);
   ``GET /health``: the loaded model.
+* ``GET /`` (the gallery page), ``POST /explain`` and the page's other routes: ``agiqa.serve.page``.
 
 Uploads larger than ``max_upload_bytes`` are refused per image; requests with more than ``max_images`` images are
 refused whole (413). Scoring runs one request at a time (the model is shared).
@@ -23,19 +24,23 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 
 from agiqa.api import Scorer, model_info
+from agiqa.serve.page import page_router
 
 
 def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def create_app(scorer: Scorer, max_upload_bytes: int = 32 * 2**20, max_images: int = 64) -> FastAPI:
+def create_app(
+    scorer: Scorer, max_upload_bytes: int = 32 * 2**20, max_images: int = 64, gallery_dir: str | None = None
+) -> FastAPI:
     """The app serving ``scorer``.
 
     Args:
         scorer: The loaded model.
         max_upload_bytes: Largest accepted image file.
         max_images: Most images in one request.
+        gallery_dir: Folder of score tables the page may open (``agiqa.serve.page``); None for none.
     """
     app = FastAPI(title="agiqa", description="Quality, alignment and preference scores of AI-generated images.")
     lock = threading.Lock()
@@ -84,4 +89,5 @@ def create_app(scorer: Scorer, max_upload_bytes: int = 32 * 2**20, max_images: i
             "results": [{k: _clean(v) for k, v in r.items()} for r in records],
         }
 
+    app.include_router(page_router(scorer, gallery_dir, max_upload_bytes))
     return app
