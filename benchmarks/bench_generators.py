@@ -210,19 +210,32 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--no-oof", action="store_true", help="skip the out-of-fold models")
     parser.add_argument("--time-bench", type=int, default=0, metavar="N", help="also time `agiqa bench` on N images")
+    parser.add_argument("--timing-only", action="store_true", help="with --time-bench: skip the ranking validation")
     args = parser.parse_args()
     import torch
 
     from agiqa import api
 
     torch.set_num_threads(args.threads)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_generators_"))
+    out = args.out or (work / "results" if args.quick else RESULTS)
+    if not args.timing_only:
+        validate(args, work, out)
+    if args.time_bench:
+        write_timing(
+            time_bench(api.load_dataset("agiqa3k", args.root).samples, args.time_bench, work, args.threads), out, args
+        )
+
+
+def validate(args: argparse.Namespace, work: Path, out: Path) -> None:
+    """The three rankings of the settings (MOS, in-sample, out-of-fold) and their Kendall taus, written to ``out``."""
+    from agiqa import api
+
     dataset = api.load_dataset("agiqa3k", args.root)
     if args.quick:
         keep = sorted({setting_and_prompt(s.image_id)[1] for s in dataset.samples})[:24]
         dataset.samples = [s for s in dataset.samples if setting_and_prompt(s.image_id)[1] in set(keep)]
         args.folds, args.resamples = 3, 200
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench_generators_"))
-    out = args.out or (work / "results" if args.quick else RESULTS)
     root, suite_file = build_bench(dataset.samples, work)
     suite = api.load_suite(suite_file)
     scorer = api.load(api.DEFAULT_MODEL)
@@ -289,17 +302,20 @@ def main() -> None:
     write_results(out, doc, tables, sources, taus)
     print(f"wrote {out / 'generators_agiqa3k.md'} (.json, .png); bench folders in {work}")
     print((out / "generators_agiqa3k.md").read_text())
-    if args.time_bench:
-        timing = time_bench(api.load_dataset("agiqa3k", args.root).samples, args.time_bench, work, args.threads)
-        (out / "bench_timing.json").write_text(json.dumps(timing, indent=1) + "\n")
-        (out / "bench_timing.md").write_text(
-            f"# `agiqa bench` on {timing['images']} AGIQA-3K images\n\n"
-            f"{timing['seconds']} s ({timing['images_per_second']} images/s), {timing['prompts']} prompts x 10 "
-            f"settings, {timing['command']}; {timing['cores']} cores, load average at the end "
-            f"{timing['load_average_at_end'][0]:.1f}. Command: "
-            f"python benchmarks/bench_generators.py --time-bench {args.time_bench}\n"
-        )
-        print(json.dumps(timing, indent=1))
+
+
+def write_timing(timing: dict, out: Path, args: argparse.Namespace) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_timing.json").write_text(json.dumps(timing, indent=1) + "\n")
+    (out / "bench_timing.md").write_text(
+        f"# `agiqa bench` on {timing['images']} AGIQA-3K images\n\n"
+        f"{timing['seconds']} s ({timing['images_per_second']} images/s), {timing['prompts']} prompts x 10 "
+        f"settings, {timing['command']}; {timing['cores']} cores, load average at the end "
+        f"{timing['load_average_at_end'][0]:.1f}. Command: "
+        f"python benchmarks/bench_generators.py --time-bench {args.time_bench}"
+        f"{' --timing-only' if args.timing_only else ''}\n"
+    )
+    print(json.dumps(timing, indent=1))
 
 
 if __name__ == "__main__":

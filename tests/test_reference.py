@@ -122,3 +122,15 @@ def test_model_info_shows_the_default_reference() -> None:
         assert shown["p10"] < shown["p50"] < shown["p90"]
     plain = model_info("tsp-mgs-lite")[0]
     assert plain["reference"] is None
+
+
+def test_agiqa_models_prints_the_reference_quantiles() -> None:
+    from typer.testing import CliRunner
+
+    from agiqa.cli import app
+
+    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "reference p10/p50/p90" in result.output and "none (no percentiles)" in result.output
+    shown = model_info("agiqa-lite")[0]["reference"]["quantiles"]["quality"]
+    assert f"quality {shown['p10']:.2f} / {shown['p50']:.2f} / {shown['p90']:.2f}" in result.output
