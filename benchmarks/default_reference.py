@@ -64,7 +64,7 @@ def main() -> None:
     dims = [d.name for d in scorer.dimensions]
     reference = api.Reference.from_scores(
         {d: scores[d].astype(float).to_numpy() for d in dims},
-        source=f"predictions of {scorer.name} on its {len(samples)} training images (AGIQA-3K, {args.root.name})",
+        source=f"predictions of {scorer.name} on its {len(samples)} training images (all of AGIQA-3K's data.csv)",
     )
     print(json.dumps(reference.summary(), indent=1))
     if args.limit:
