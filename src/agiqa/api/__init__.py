@@ -1,7 +1,9 @@
 """The public API: what the command line, the HTTP server and user code call.
 
 Scoring (``load``, ``Scorer``: ``score``, ``score_to_file``, ``rank``, ``explain``), model listing
-(``model_info``), datasets and splits, evaluation, training and the protocol. The names below are looked up in
+(``model_info``), datasets and splits, evaluation, training and the protocol; what is done with scores: reference
+percentiles and ``--keep`` (``Reference``, ``plan_keep``), generator benches (``run_bench``) and the gallery page
+and report (``write_gallery_report``). The names below are looked up in
 the modules that define them on first use, so ``import agiqa.api`` stays light (no torch) until a name is used.
 """
 
