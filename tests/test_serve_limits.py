@@ -163,9 +163,14 @@ def test_serve_options_arrive_in_their_units(monkeypatch: pytest.MonkeyPatch, tm
     from agiqa.cli import app
 
     seen = {}
-    monkeypatch.setattr(api, "run_server", lambda scorer, options, host, port: seen.update(options=options, port=port))
+    monkeypatch.setattr(
+        api,
+        "run_server",
+        lambda scorer, options, host, port, gallery_dir: seen.update(options=options, port=port, gallery=gallery_dir),
+    )
     model = write_tiny_model(tmp_path / "tiny")
     args = ["serve", "--model", str(model), "--port", "9", "--max-body-mb", "2.5", "--timeout", "7"]
+    args += ["--gallery-dir", str(tmp_path)]
     args += ["--max-images", "5", "--batch-wait-ms", "3", "--queue-size", "4", "--max-prompt-chars", "99"]
     args += ["-b", "8", "--max-pixels", "1000"]
     result = CliRunner().invoke(app, args)
@@ -174,4 +179,4 @@ def test_serve_options_arrive_in_their_units(monkeypatch: pytest.MonkeyPatch, tm
         max_body_bytes=int(2.5 * 2**20), max_images=5, max_prompt_chars=99, queue_size=4, timeout_s=7.0,
         batch_wait_ms=3.0, batch_size=8, max_pixels=1000,
     )
-    assert seen["port"] == 9
+    assert seen["port"] == 9 and seen["gallery"] == tmp_path

@@ -1,9 +1,10 @@
 """The public API: what the command line, the HTTP server and user code call.
 
 Scoring (``load``, ``Scorer``: ``score``, ``score_to_file``, ``rank``, ``explain``), model listing and checks
-(``model_info``, ``model_card``, ``model_state``), datasets and splits, evaluation, training and the protocol.
-The names below are looked up in the modules that define them on first use, so ``import agiqa.api`` stays light
-(no torch) until a name is used.
+(``model_info``, ``model_card``, ``model_state``), datasets and splits, evaluation, training and the protocol;
+what is done with scores: reference percentiles and ``--keep`` (``Reference``, ``plan_keep``), generator benches
+(``run_bench``) and the gallery page and report (``write_gallery_report``). The names below are looked up in the
+modules that define them on first use, so ``import agiqa.api`` stays light (no torch) until a name is used.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ _EXPORTS = {
     "agiqa.api.models": ["encoder_weights", "model_card", "model_info"],
     "agiqa.models.card": ["ModelCard", "ScoreSpec"],
     "agiqa.models.state": ["STATES", "UntrainedModelError", "model_state"],
+    "agiqa.models.reference": ["NoReferenceError", "Reference"],
+    "agiqa.keep.expression": ["KeepError", "KeepRule", "parse_keep"],
+    "agiqa.bench.run": ["BenchResult", "bench_layout", "run_bench", "summarise_bench"],
+    "agiqa.bench.suites": ["PromptSuite", "load_suite", "shipped_suites"],
+    "agiqa.keep.apply": ["KeepPlan", "KeepSummary", "apply_keep", "keep_mask", "plan_keep"],
     "agiqa.api.training": ["load_config", "method_config", "protocol_splits"],
     "agiqa.models.registry": ["create_model", "list_models", "resolve_card"],
     "agiqa.data.images": ["MAX_PIXELS"],
@@ -40,11 +46,18 @@ _EXPORTS = {
     "agiqa.eval.plots": ["scatter_plot"],
     "agiqa.train": ["ConfigError", "TrainConfig", "TrainResult", "TrainingDiverged", "train"],
     "agiqa.train.protocol": ["ProtocolResult", "run_protocol", "write_protocol"],
+    "agiqa.train.crossval": ["cross_val_predict"],
+    "agiqa.configs": ["shipped_configs"],
     "agiqa.train.probes": ["ROBUSTNESS_RATIOS"],
     "agiqa.train.cache": ["default_cache_dir"],
     "agiqa.train.cache_admin": ["CacheNamespace", "cache_contents", "clear_cache"],
-    "agiqa.explain": ["ExplainError", "Explanation", "write_explanation"],
+    "agiqa.explain": ["ExplainError", "Explanation", "open_image", "save_heatmap", "write_explanation"],
     "agiqa.explain.instruct.answer": ["Answerer"],
+    "agiqa.gallery.folder": ["GalleryFolder", "OutsideGallery"],
+    "agiqa.gallery.page": ["GALLERY_ASSETS", "gallery_asset", "inline_page", "served_page"],
+    "agiqa.gallery.records": ["annotate_scores", "gallery_model"],
+    "agiqa.gallery.report": ["ReportSummary", "write_gallery_report"],
+    "agiqa.gallery.thumbs": ["data_url", "thumbnail"],
     "agiqa.serve.options": ["ServeOptions"],
     "agiqa.serve.app": ["create_app"],
     "agiqa.serve.run": ["run_server"],

@@ -15,6 +15,7 @@ import yaml
 from agiqa.configs import shipped_configs
 from agiqa.encoders.factory import parse_encoder_spec
 from agiqa.models.card import ModelCard
+from agiqa.models.reference import card_reference
 from agiqa.models.registry import list_models, resolve_card, weights_path
 from agiqa.models.state import UNTRAINED, USABLE, WEIGHTS_MISSING, UntrainedModelError, model_state, untrained_message
 
@@ -87,6 +88,7 @@ def model_info(pattern: str = "*") -> list[dict[str, Any]]:
         enc_need, enc_ok = encoder_weights(card.encoder)
         head = weights_path(card)
         state = model_state(card)
+        reference = card_reference(card)
         rows.append(
             {
                 "name": card.name,
@@ -102,6 +104,9 @@ def model_info(pattern: str = "*") -> list[dict[str, Any]]:
                 "metrics": card.metrics,
                 "description": card.description,
                 "ready": enc_ok and state in USABLE,
+                "reference": None
+                if reference is None
+                else {"source": reference.source, "n": reference.n, "quantiles": reference.summary()},
             }
         )
     return rows

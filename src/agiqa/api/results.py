@@ -33,6 +33,8 @@ class ScoreResult:
         scores: ``{dimension: (N,) float array}``; NaN where an item or a dimension failed.
         errors: Why an item (or some of its dimensions) failed; empty string when all is well.
         warnings: What the user should know about an item that was scored (e.g. a truncated prompt).
+        percentiles: ``{dimension: (N,) percentile 0-100}`` against the model's reference, when asked
+            (``Scorer.score(..., percentiles=True)``); they appear as ``<dimension>_pct`` in records and tables.
     """
 
     dimensions: tuple[ScoreSpec, ...]
@@ -41,6 +43,7 @@ class ScoreResult:
     scores: dict[str, np.ndarray]
     errors: list[str]
     warnings: list[str]
+    percentiles: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_rows(
@@ -80,6 +83,7 @@ class ScoreResult:
             "image": self.images[index],
             "prompt": self.prompts[index],
             **{name: float(v[index]) for name, v in self.scores.items()},
+            **{f"{name}_pct": float(v[index]) for name, v in self.percentiles.items()},
             "error": self.errors[index],
             "warning": self.warnings[index],
         }
@@ -90,7 +94,7 @@ class ScoreResult:
         return np.array([not e for e in self.errors], dtype=bool)
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One dict per item: ``image, prompt, <dimensions>, error, warning``."""
+        """One dict per item: ``image, prompt, <dimensions>, [<dimension>_pct], error, warning``."""
         return [self[i] for i in range(len(self))]
 
     def to_pandas(self) -> pd.DataFrame:
@@ -99,7 +103,10 @@ class ScoreResult:
             Row(i, {n: float(v[i]) for n, v in self.scores.items()}, e, w)
             for i, (e, w) in enumerate(zip(self.errors, self.warnings, strict=True))
         ]
-        return rows_to_frame(rows, self.images, self.prompts, self.dimensions)
+        frame = rows_to_frame(rows, self.images, self.prompts, self.dimensions)
+        for name, values in self.percentiles.items():
+            frame.insert(frame.columns.get_loc("error"), f"{name}_pct", values)
+        return frame
 
 
 def default_rank_dimension(names: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ output of ``scorer.preprocess``) and goes to the model as is.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from agiqa.api.results import Ranking, ScoreResult, default_rank_dimension
 from agiqa.data.images import MAX_PIXELS, ImageRef, describe_ref, load_image
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
+from agiqa.models.reference import Reference, card_reference, require_reference
 from agiqa.models.registry import create_model, model_reference
 from agiqa.models.state import UNTRAINED, model_state, untrained_warning
 from agiqa.pipeline import resumable
@@ -47,15 +49,15 @@ class Scorer:
     Args:
         model: A ``QualityModel`` (it is put in eval mode).
         max_pixels: Larger images are refused (see ``agiqa.data.images``).
-        reference: How score tables name the model (the ``model`` column ``score_to_file`` writes, which
+        model_id: How score tables name the model (the ``model`` column ``score_to_file`` writes, which
             ``agiqa evaluate`` reads to find the model's training set): a registered name or a model folder's
             absolute path. Default: the model's name.
     """
 
-    def __init__(self, model: QualityModel, max_pixels: int = MAX_PIXELS, reference: str | None = None) -> None:
+    def __init__(self, model: QualityModel, max_pixels: int = MAX_PIXELS, model_id: str | None = None) -> None:
         self.model = model.eval()
         self.max_pixels = max_pixels
-        self.reference = reference or model.name
+        self.model_id = model_id or model.name
         self._affine: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -67,6 +69,20 @@ class Scorer:
     def dimensions(self) -> tuple[ScoreSpec, ...]:
         """What each score means: name, range (``low``, ``high``), ``higher_is_better``, ``needs_prompt``."""
         return self.model.dimensions
+
+    @property
+    def reference(self) -> Reference | None:
+        """Quantiles of the model's scores on its training images (``agiqa.models.reference``); None if absent."""
+        return card_reference(self.model.card) if self.model.card is not None else None
+
+    def percentiles(self, scores: dict[str, Any]) -> dict[str, np.ndarray]:
+        """``{dimension: percentile 0-100}`` of ``{dimension: scores}`` against the model's reference.
+
+        Raises:
+            NoReferenceError: The model's card has no reference distribution.
+        """
+        reference = require_reference(self.model.card, self.name)
+        return {d: reference.percentile(d, v) for d, v in scores.items() if d in reference.quantiles}
 
     @property
     def device(self) -> torch.device:
@@ -108,7 +124,7 @@ class Scorer:
 
         See ``agiqa.pipeline.resumable.score_to_file`` for the arguments; ``workers`` None uses one decoding
         process per spare core (at most four). Besides the input's columns, the table gets a ``model`` column
-        (``reference``: which model wrote it, so that ``agiqa evaluate`` can check what it was trained on) before
+        (``model_id``: which model wrote it, so that ``agiqa evaluate`` can check what it was trained on) before
         the scores.
 
         Raises:
@@ -123,7 +139,7 @@ class Scorer:
                 "input column 'model' clashes with the score table's own `model` column (the model that wrote the "
                 "scores); rename it in the input table"
             )
-        column = pd.DataFrame({"model": [self.reference] * len(images)})
+        column = pd.DataFrame({"model": [self.model_id] * len(images)})
         extra = column if extra is None else pd.concat([extra.reset_index(drop=True), column], axis=1)
         return resumable.score_to_file(
             self.model,
@@ -178,6 +194,7 @@ class Scorer:
         prompts: str | Sequence[str] | None = None,
         batch_size: int = 16,
         workers: int = 0,
+        percentiles: bool = False,
     ) -> ScoreResult:
         """Score images against prompts, without autograd; bad items get an ``error``, never an exception.
 
@@ -188,10 +205,19 @@ class Scorer:
                 every dimension needs the prompt).
             batch_size: Items per model call; scores do not depend on it.
             workers: Decoding processes (0 decodes in this process; worth it for hundreds of files).
+            percentiles: Also give each score's percentile against the model's reference distribution
+                (``result.percentiles``, ``<dimension>_pct`` in records and tables).
 
         Returns:
             A ``ScoreResult`` in the order of ``images``.
+
+        Raises:
+            NoReferenceError: ``percentiles=True`` for a model whose card has no reference distribution.
         """
+        if percentiles:
+            require_reference(self.model.card, self.name)  # refused before any scoring
+            result = self.score(images, prompts, batch_size=batch_size, workers=workers)
+            return dataclasses.replace(result, percentiles=self.percentiles(result.scores))
         if isinstance(images, torch.Tensor) and images.ndim == 4:
             return self._score_pixels(images, self._prompts(prompts, images.shape[0]), batch_size)
         if isinstance(images, str | bytes | Image.Image) or not isinstance(
@@ -313,4 +339,4 @@ def load(
     model = create_model(name, device=device)
     if model_state(card) == UNTRAINED:
         model.score_warning = untrained_warning(name)
-    return Scorer(model, max_pixels=max_pixels, reference=model_reference(name))
+    return Scorer(model, max_pixels=max_pixels, model_id=model_reference(name))

@@ -30,7 +30,7 @@ def models(
     tbl = Table(title="agiqa models", show_lines=True)
     tbl.add_column("name", overflow="fold")
     tbl.add_column("state", no_wrap=True, min_width=len("weights missing"))
-    for col in ("dimensions", "encoder weights", "head weights", "trained on", "metrics"):
+    for col in ("dimensions", "encoder weights", "head weights", "trained on", "metrics", "reference p10/p50/p90"):
         tbl.add_column(col, overflow="fold")
     for r in rows:
         dims = "\n".join(
@@ -51,7 +51,9 @@ def models(
         about = r["description"].split(". ")[0].strip()
         name = f"{r['name']}\n[dim]{about}[/dim]" if about else r["name"]
         state = f"[{STATE_STYLE.get(r['state'], 'default')}]{r['state']}[/]"
-        tbl.add_row(name, state, dims, enc, head, r["trained_on"] or "-", metrics or "-")
+        tbl.add_row(
+            name, state, dims, enc, head, r["trained_on"] or "-", metrics or "-", _reference(r["reference"])
+        )
     Console().print(tbl)
     untrained = sum(r["state"] == "untrained" for r in rows)
     if untrained:
@@ -60,3 +62,10 @@ def models(
             "`agiqa train` writes a trained model folder.",
             highlight=False,
         )
+
+
+def _reference(reference: dict | None) -> str:
+    """Each dimension's p10 / p50 / p90, or why percentiles are not available."""
+    if reference is None:
+        return "none (no percentiles)"
+    return "\n".join(f"{dim} {' / '.join(f'{v:.2f}' for v in q.values())}" for dim, q in reference["quantiles"].items())

@@ -21,6 +21,7 @@ from rich.text import Text
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
+from agiqa.cli.keep import CopyToOpt, KeepOpt, KeptOutOpt, LinkToOpt, PercentilesOpt, apply_plan, keep_plan
 from agiqa.cli.options import AllowUntrainedOpt, BatchOpt, DeviceOpt, ModelOpt, check_model, load_scorer
 
 
@@ -110,13 +111,19 @@ def score(
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = (
         api.MAX_PIXELS
     ),
+    percentiles: PercentilesOpt = False,
+    keep: KeepOpt = None,
+    kept_out: KeptOutOpt = None,
+    copy_to: CopyToOpt = None,
+    link_to: LinkToOpt = None,
 ) -> None:
     """Score images into a table with columns image, prompt, <input columns>, model, <one per dimension>, error,
     warning.
 
     Without --prompt, the dimensions that need no prompt (quality, for models that say so) are scored and the
     others are left empty with a warning. An interrupted run (Ctrl-C, kill, power loss) resumes when started again
-    with the same arguments.
+    with the same arguments. --percentiles adds <dim>_pct columns; --keep adds a kept column to --out (which keeps
+    every row), --kept-out writes the kept rows alone and --copy-to / --link-to places the kept images in a folder.
     """
     _check_out(out_path, overwrite)
     card = check_model(model, allow_untrained)
@@ -126,6 +133,8 @@ def score(
         raise fail(f"no images found in {found_in} (extensions: {', '.join(api.IMAGE_EXTENSIONS)})")
     _check_prompt(card, prompt, table)
     scorer = load_scorer(model, device, max_pixels, allow_untrained)
+    extra_columns = [] if items.extra is None else list(items.extra.columns)
+    plan = keep_plan(scorer, out_path, extra_columns, percentiles, keep, kept_out, copy_to, link_to)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -181,6 +190,7 @@ def score(
         highlight=False,
         soft_wrap=True,
     )
+    apply_plan(plan, summary.out, items.files)
     if summary.failed:
         raise typer.Exit(FAILED)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -43,9 +44,13 @@ def serve(
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse larger images before decoding them.")
     ] = DEFAULT.max_pixels,
+    gallery_dir: Annotated[
+        Path | None,
+        typer.Option("--gallery-dir", help="Folder of score tables the web page may open (nothing outside it)."),
+    ] = None,
 ) -> None:
-    """HTTP scoring service: POST /score, GET /models, GET /health, GET /docs (needs the serve extra:
-    `pip install 'agiqa\\[serve]'`, or `pip install -e '.\\[serve]'` in a checkout).
+    """HTTP scoring service: the web page at /, POST /score, POST /explain, GET /models, GET /health, GET /docs
+    (needs the serve extra: `pip install 'agiqa\\[serve]'`, or `pip install -e '.\\[serve]'` in a checkout).
 
     One process scores one batch at a time; run one per core or GPU behind a reverse proxy (docs/serving.md).
     """
@@ -67,6 +72,8 @@ def serve(
         raise fail(f"{exc}; {api.install_hint('serve')}") from None
     except ValueError as err:
         raise fail(message(err)) from None
+    if gallery_dir is not None and not gallery_dir.is_dir():
+        raise fail(f"--gallery-dir {gallery_dir}: not a folder")
     check_model(model, allow_untrained)
     scorer = load_scorer(model, device, max_pixels, allow_untrained=allow_untrained)
-    api.run_server(scorer, options, host=host, port=port)
+    api.run_server(scorer, options, host=host, port=port, gallery_dir=gallery_dir)

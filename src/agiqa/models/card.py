@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from agiqa.models.reference import Reference
+
 
 @dataclass(frozen=True)
 class ScoreSpec:
@@ -51,6 +53,8 @@ class ModelCard:
         metrics: Measured protocol figures (e.g. ``{"quality_srcc": 0.8}``), for ``agiqa models``.
         description: One paragraph for ``agiqa models``.
         licence: Licence of the weights.
+        reference: Quantiles of the model's scores on its training images (``agiqa.models.reference``), which
+            turn scores into percentiles; None when the card has none.
         source: Where the card came from (package config file or a user's folder).
     """
 
@@ -66,6 +70,7 @@ class ModelCard:
     metrics: dict[str, float] = field(default_factory=dict)
     description: str = ""
     licence: str = "Apache-2.0"
+    reference: dict[str, Any] | None = None
     source: str = ""
 
     @classmethod
@@ -79,6 +84,11 @@ class ModelCard:
         if missing:
             raise ValueError(f"{source}: model card lacks required keys {sorted(missing)}")
         dims = tuple(ScoreSpec(**d) if isinstance(d, dict) else d for d in data["dimensions"])
+        if data.get("reference") is not None:
+            where = source or str(data["name"])
+            extra = set(Reference.from_card_value(data["reference"], where).dimensions) - {d.name for d in dims}
+            if extra:
+                raise ValueError(f"{where}: reference.quantiles has dimensions {sorted(extra)} the model lacks")
         return cls(**{**data, "dimensions": dims, "source": source or data.get("source", "")})
 
     @classmethod

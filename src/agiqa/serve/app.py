@@ -9,6 +9,7 @@ Endpoints:
 * ``GET /models``: the registered models as ``agiqa models --json`` lists them (``agiqa.api.model_info``);
   ``GET /health``: the loaded model and the queue's state; it answers while scoring runs; ``GET /docs``: the API
   reference, offline (``agiqa.serve.docs``).
+* ``GET /`` (the gallery page), ``POST /explain`` and the page's other routes: ``agiqa.serve.page``.
 
 Bounds (``ServeOptions``): bodies above ``max_body_bytes`` are refused before they are read (413), more than
 ``max_images`` images is a 413, a prompt above ``max_prompt_chars`` or invalid UTF-8 a 422; a full queue, or a
@@ -26,6 +27,7 @@ import copy
 import math
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -37,6 +39,7 @@ from agiqa.serve.docs import router as docs_router
 from agiqa.serve.form import ScoreForm, read_score_form
 from agiqa.serve.middleware import AccessLog, BodyLimit
 from agiqa.serve.options import ServeOptions
+from agiqa.serve.page import page_router
 from agiqa.serve.queue import Job, QueueFull, ScoringQueue
 
 CLIENT_GONE = 499  # nginx's code for "client closed the request"; only the log sees it
@@ -60,8 +63,16 @@ SCORE_FORM = {
 }
 
 
-def create_app(scorer: Scorer, options: ServeOptions | None = None) -> FastAPI:
-    """The app serving ``scorer`` within ``options`` (defaults: ``ServeOptions()``)."""
+def create_app(
+    scorer: Scorer, options: ServeOptions | None = None, gallery_dir: str | Path | None = None
+) -> FastAPI:
+    """The app serving ``scorer`` within ``options``.
+
+    Args:
+        scorer: The loaded model.
+        options: Limits and queueing (``ServeOptions()`` when None).
+        gallery_dir: Folder of score tables the page may open (``agiqa.serve.page``); None for none.
+    """
     options = options or ServeOptions()
     if options.max_pixels < scorer.max_pixels:  # the same scorer and model, with the service's stricter limit
         scorer = copy.copy(scorer)
@@ -121,6 +132,7 @@ def create_app(scorer: Scorer, options: ServeOptions | None = None) -> FastAPI:
             return records
         return JSONResponse(_body(scorer, dimensions, form, records, options.echo_prompt_chars))
 
+    app.include_router(page_router(scorer, gallery_dir, options.max_image_bytes, options.max_prompt_chars))
     return app
 
 

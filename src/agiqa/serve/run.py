@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from agiqa.api import Scorer
@@ -19,7 +20,13 @@ def log_config() -> dict[str, Any]:
     return config
 
 
-def run_server(scorer: Scorer, options: ServeOptions | None = None, host: str = "127.0.0.1", port: int = 8000) -> None:
+def run_server(
+    scorer: Scorer,
+    options: ServeOptions | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    gallery_dir: str | Path | None = None,
+) -> None:
     """Serve ``scorer`` on ``host:port`` until interrupted (one process, one scoring worker; see docs/serving.md).
 
     Args:
@@ -27,8 +34,9 @@ def run_server(scorer: Scorer, options: ServeOptions | None = None, host: str = 
         options: Limits and queueing (``ServeOptions()`` when None).
         host: Interface to listen on.
         port: Port to listen on.
+        gallery_dir: Folder of score tables the web page may open (``agiqa.serve.page``); None for none.
     """
     import uvicorn
 
-    app = create_app(scorer, options)
+    app = create_app(scorer, options, gallery_dir=gallery_dir)
     uvicorn.run(app, host=host, port=port, log_config=log_config(), access_log=False, timeout_keep_alive=5)

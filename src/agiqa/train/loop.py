@@ -8,9 +8,10 @@ validate on (``agiqa.train.selection``), its ``Objective`` (``agiqa.train.object
 * **Validation.** At the end of every ``eval_every`` epochs: SRCC per MOS dimension, or pair accuracy; the best
   weights are kept (``keep_best``).
 * **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads,
-  and what it was trained on: ``agiqa.train.run_folder``) and, for ``--resume``, ``checkpoint/`` with the
-  optimiser and RNG state as safetensors + JSON scalars, saved every ``checkpoint_every`` steps (0: at the end of
-  every epoch) and replaced atomically.
+  what it was trained on: ``agiqa.train.run_folder``, and the quantiles of the model's predictions on its
+  training rows: ``agiqa.train.reference``) and, for ``--resume``, ``checkpoint/`` with the optimiser and RNG
+  state as safetensors + JSON scalars, saved every ``checkpoint_every`` steps (0: at the end of every epoch) and
+  replaced atomically.
 * **Faults.** A non-finite loss stops the run with ``TrainingDiverged`` naming the step (no model is written);
   ``resume`` without a checkpoint to resume from is refused rather than silently starting again.
 """
@@ -37,6 +38,7 @@ from agiqa.train.checkpoint import Checkpoint, trainable_state
 from agiqa.train.config import TrainConfig
 from agiqa.train.features import FeatureBank
 from agiqa.train.objectives import Objective, make_objective
+from agiqa.train.reference import training_reference
 from agiqa.train.run_folder import write_run_folder
 from agiqa.train.selection import Pairs, split_rows
 from agiqa.train.setup import TrainSetup, prepare
@@ -151,7 +153,10 @@ def train(
         model, None, state.history, best, state.step, time.perf_counter() - start_time, setup.cached, bank.misses
     )
     if out_dir is not None:
-        result.out_dir = write_run_folder(config, model, out_dir, setup.table, train_rows, val_rows, state.history)
+        reference = training_reference(setup.bank, train_rows, config.data.dataset, seed=t.seed)
+        result.out_dir = write_run_folder(
+            config, model, out_dir, setup.table, train_rows, val_rows, state.history, reference
+        )
         if ckpt is not None:
             ckpt.save(model, opt, sched, state.scalars(), state.best_state)
     return result

@@ -1,8 +1,9 @@
 """The model folder ``agiqa train`` writes, and the card that says what it was trained on.
 
 ``config.yaml`` (the card: ``trained_on`` names the data, ``metrics`` holds the validation figures of the kept
-epoch), ``model.safetensors``, ``model.training.json`` (the image ids it was trained and validated on:
-``agiqa.models.training_set``), ``train_config.yaml`` and ``history.json``.
+epoch, ``reference`` the quantiles of its predictions on the training rows), ``model.safetensors``,
+``model.training.json`` (the image ids it was trained and validated on: ``agiqa.models.training_set``),
+``train_config.yaml`` and ``history.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 from agiqa.io import atomic_write_bytes
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
+from agiqa.models.reference import Reference
 from agiqa.models.training_set import TrainingSet, training_set_path
 from agiqa.train.checkpoint import save_model_folder
 from agiqa.train.config import TrainConfig
@@ -87,11 +89,17 @@ def write_run_folder(
     train_rows: Sequence[int],
     val_rows: Sequence[int],
     history: Sequence[dict[str, float]],
+    reference: Reference | None = None,
 ) -> Path:
-    """Write the model folder of a finished run (see module docstring) and return it."""
+    """Write the model folder of a finished run (see module docstring) and return it.
+
+    ``reference`` (the quantiles of the model's predictions on its training rows, ``agiqa.train.reference``)
+    replaces whatever reference the starting card had: a card never keeps another model's percentiles.
+    """
     record = training_record(config, table, train_rows, val_rows)
     card = trained_card(model.card or model_card(config), config, record, history)
-    folder = save_model_folder(model, out_dir, card)
+    extra = {"reference": reference.to_card_value() if reference is not None else None}
+    folder = save_model_folder(model, out_dir, card, extra)
     record.save(training_set_path(ModelCard.from_yaml(folder / "config.yaml")))
     atomic_write_bytes(folder / "train_config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
     atomic_write_bytes(folder / "history.json", json.dumps(list(history), indent=1).encode())

@@ -81,6 +81,7 @@ def model_card(config: TrainConfig) -> ModelCard:
         merged = {key: {**base.get(key, {}), **spec.get(key, {})} for key in ("method_args", "encoder_args")}
         spec = {**base, **spec, **merged}
         spec["weights"] = None
+        spec["reference"] = None  # the base's reference describes the base's scores, not the new model's
     spec.pop("name", None)
     try:
         return ModelCard.from_dict({"name": config.name, **spec}, source=f"{config.source} (model)")
