@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,28 @@ def test_nothing_outside_the_gallery_folder_is_read(client: TestClient, route: s
     response = client.get(route, params=params)
     assert response.status_code == status, response.text
     assert "root:" not in response.text
+
+
+def test_explain_runs_on_the_scoring_worker_and_takes_a_place_in_its_queue(scorer: Scorer) -> None:
+    app = create_app(scorer, ServeOptions(queue_size=1))
+    queue, served, worker = app.state.queue, app.state.scorer, []  # the app's copy, with its pixel limit
+    explain = served.explain
+
+    def on_which_thread(*args, **kwargs):
+        worker.append(threading.current_thread().name)
+        return explain(*args, **kwargs)
+
+    client = TestClient(app)
+    form = {"files": {"image": ("x.png", _png(5), "image/png")}, "data": {"prompt": "a red fox"}}
+    queue.reserve()  # the one place is taken: an explanation is refused as a score would be
+    full = client.post("/explain", **form)
+    assert full.status_code == 503 and int(full.headers["Retry-After"]) >= 1
+    queue.release()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(served, "explain", on_which_thread)
+        assert client.post("/explain", **form).status_code == 200
+    assert worker == ["agiqa-scoring"] and queue.stats()["rejected"] == 1
+    queue.close()
 
 
 def test_no_gallery_routes_without_a_folder(scorer: Scorer) -> None:

@@ -18,7 +18,15 @@ from rich.table import Table
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
-from agiqa.cli.options import AllowUntrainedOpt, BatchOpt, DeviceOpt, ModelOpt, check_model, load_scorer
+from agiqa.cli.options import (
+    AllowUntrainedOpt,
+    BatchOpt,
+    DeviceOpt,
+    ModelOpt,
+    WorkersOpt,
+    check_model,
+    load_scorer,
+)
 
 
 @app.command("bench")
@@ -44,7 +52,7 @@ def bench(
     allow_untrained: AllowUntrainedOpt = False,
     batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu",
-    workers: Annotated[int | None, typer.Option(min=0, help="Decoding processes (default: spare cores).")] = None,
+    workers: WorkersOpt = None,
     resamples: Annotated[int, typer.Option("--bootstrap", min=100, help="Bootstrap resamples per interval.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Score again over an existing OUT/scores.csv.")] = False,

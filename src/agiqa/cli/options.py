@@ -22,6 +22,7 @@ AllowUntrainedOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 ...")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Items per model call.")]
+WorkersOpt = Annotated[int | None, typer.Option(min=0, help="Decoding processes (default: spare cores).")]
 
 
 def check_model(model: str | None, allow_untrained: bool = False) -> api.ModelCard:

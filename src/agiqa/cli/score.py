@@ -22,7 +22,15 @@ from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
 from agiqa.cli.keep import CopyToOpt, KeepOpt, KeptOutOpt, LinkToOpt, PercentilesOpt, apply_plan, keep_plan
-from agiqa.cli.options import AllowUntrainedOpt, BatchOpt, DeviceOpt, ModelOpt, check_model, load_scorer
+from agiqa.cli.options import (
+    AllowUntrainedOpt,
+    BatchOpt,
+    DeviceOpt,
+    ModelOpt,
+    WorkersOpt,
+    check_model,
+    load_scorer,
+)
 
 
 class _RateColumn(ProgressColumn):
@@ -102,7 +110,7 @@ def score(
     allow_untrained: AllowUntrainedOpt = False,
     batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu",
-    workers: Annotated[int | None, typer.Option(min=0, help="Decoding processes (default: spare cores).")] = None,
+    workers: WorkersOpt = None,
     chunk_size: Annotated[
         int, typer.Option(min=1, help="Largest saved chunk (resume granularity; the first chunks are smaller).")
     ] = 512,

@@ -132,7 +132,9 @@ def create_app(
             return records
         return JSONResponse(_body(scorer, dimensions, form, records, options.echo_prompt_chars))
 
-    app.include_router(page_router(scorer, gallery_dir, options.max_image_bytes, options.max_prompt_chars))
+    app.include_router(
+        page_router(scorer, gallery_dir, options.max_image_bytes, options.max_prompt_chars, queue=queue)
+    )
     return app
 
 

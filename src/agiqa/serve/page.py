@@ -7,6 +7,8 @@
 * ``POST /explain`` (multipart: one file in ``image``, a ``prompt`` field): the structured explanation of the image
   (``Scorer.explain``) as JSON, its heat-map as a PNG data URL in ``heatmap``. 422 when the image cannot be decoded
   or the model needs a prompt that is missing, or the prompt is longer than the limit; 413 above the upload limit.
+  The explanation runs on the scoring queue's worker between batches and takes a place in the queue (503 with
+  ``Retry-After`` when it is full), so it is bounded as ``POST /score`` is.
 * With a gallery folder (``agiqa serve --gallery-dir DIR``): ``GET /gallery/tables`` (the score tables under it),
   ``GET /gallery/table?name=`` (a table's rows, annotated), ``GET /gallery/thumb?table=&row=`` (a JPEG thumbnail)
   and ``GET /gallery/image?table=&row=`` (the image itself); nothing outside the folder is read (403).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +41,7 @@ from agiqa.api import (
     served_page,
     thumbnail,
 )
+from agiqa.serve.queue import QueueFull, ScoringQueue
 
 MAX_ANNOTATE = 10_000
 """Most records one ``POST /page/annotate`` takes."""
@@ -52,6 +56,7 @@ def page_router(
     gallery_dir: str | Path | None = None,
     max_upload_bytes: int = 32 * 2**20,
     max_prompt_chars: int = 10_000,
+    queue: ScoringQueue | None = None,
 ) -> APIRouter:
     """The routes of the page (see module docstring).
 
@@ -60,6 +65,8 @@ def page_router(
         gallery_dir: Folder of score tables the page may open (None: no gallery routes).
         max_upload_bytes: Largest image ``POST /explain`` accepts.
         max_prompt_chars: Longest prompt ``POST /explain`` accepts (``--max-prompt-chars``).
+        queue: The app's scoring queue: explanations then run on its worker between batches, never beside a
+            batch, and take a place in it (503 with ``Retry-After`` when it is full). None: one at a time here.
 
     Raises:
         NotADirectoryError: ``gallery_dir`` is not a folder.
@@ -101,13 +108,17 @@ def page_router(
         data = image.file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
             raise HTTPException(413, f"image: upload larger than {max_upload_bytes} bytes")
-        with explaining:
-            try:
-                explanation = scorer.explain(data, prompt)
-            except ExplainError as err:
-                raise HTTPException(422, str(err)) from None
+
+        def work() -> Any:
+            explanation = scorer.explain(data, prompt)
             if explanation.regions:
                 explanation.heatmap = _heatmap_url(explanation, data)
+            return explanation
+
+        try:
+            explanation = _run(work, queue, explaining)
+        except ExplainError as err:
+            raise HTTPException(422, str(err)) from None
         doc = explanation.to_dict()
         doc["image"] = image.filename or doc["image"]
         return _clean(doc)
@@ -157,6 +168,20 @@ def page_router(
         return FileResponse(path)
 
     return router
+
+
+def _run(work: Callable[[], Any], queue: ScoringQueue | None, lock: threading.Lock) -> Any:
+    """``work()`` on the queue's worker (a full queue is a 503 with ``Retry-After``), or under ``lock`` without one."""
+    if queue is None:
+        with lock:
+            return work()
+    try:
+        future = queue.call(work)
+    except QueueFull as full:
+        raise HTTPException(
+            503, f"the scoring queue is full; retry after {full.retry_after} s", {"Retry-After": str(full.retry_after)}
+        ) from None
+    return future.result()
 
 
 def _heatmap_url(explanation: Any, data: bytes) -> str:
