@@ -18,15 +18,7 @@ from rich.table import Table
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
-from agiqa.cli.options import (
-    AllowUntrainedOpt,
-    BatchOpt,
-    DeviceOpt,
-    ModelOpt,
-    WorkersOpt,
-    check_model,
-    load_scorer,
-)
+from agiqa.cli.options import AllowUntrainedOpt, BatchOpt, DeviceOpt, ModelOpt, WorkersOpt, check_model, load_scorer
 
 
 @app.command("bench")

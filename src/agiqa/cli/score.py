@@ -22,15 +22,7 @@ from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
 from agiqa.cli.keep import CopyToOpt, KeepOpt, KeptOutOpt, LinkToOpt, PercentilesOpt, apply_plan, keep_plan
-from agiqa.cli.options import (
-    AllowUntrainedOpt,
-    BatchOpt,
-    DeviceOpt,
-    ModelOpt,
-    WorkersOpt,
-    check_model,
-    load_scorer,
-)
+from agiqa.cli.options import AllowUntrainedOpt, BatchOpt, DeviceOpt, ModelOpt, WorkersOpt, check_model, load_scorer
 
 
 class _RateColumn(ProgressColumn):
