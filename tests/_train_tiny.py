@@ -1,7 +1,12 @@
-"""A tiny encoder, a tiny method and a tiny synthetic dataset for the training tests (milliseconds per step)."""
+"""A tiny encoder, a tiny method and a tiny synthetic dataset for the training tests (milliseconds per step).
+
+Set ``AGIQA_TEST_SLOW_STEP`` (seconds) to slow every training step down, for the killed-run test.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,6 +96,8 @@ class TinyModel(QualityModel):
         )
 
     def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.training and os.environ.get("AGIQA_TEST_SLOW_STEP"):  # lets a test kill a run between steps
+            time.sleep(float(os.environ["AGIQA_TEST_SLOW_STEP"]))
         img, txt = features["image_pooled"], features["text_pooled"]
         x = torch.cat([img, txt, img * txt], dim=-1)
         return {name: head(x).squeeze(-1) for name, head in self.heads.items()}

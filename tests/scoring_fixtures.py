@@ -128,3 +128,10 @@ def write_images(folder: Path, n: int, size: int = 24) -> list[Path]:
         Image.fromarray(arr).save(path, quality=90)
         paths.append(path)
     return paths
+
+
+def write_untrained_model(folder: Path) -> Path:
+    """A model folder whose card names no weights: the state ``untrained`` (the tiny method declares nothing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump({**CARD, "weights": None}))
+    return folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 import agiqa
-from agiqa.api import Scorer, load, scoring
+from agiqa.api import Scorer, ScoreResult, load, scoring
 from scoring_fixtures import write_images, write_tiny_model
 
 
@@ -88,15 +89,25 @@ def test_one_bad_image_does_not_stop_the_batch(scorer: Scorer, images: list[Path
     np.testing.assert_allclose(mixed.scores["quality"][[0, 2]], clean.scores["quality"], rtol=1e-6)
 
 
-def test_empty_prompt_fails_only_the_dimensions_that_need_one(scorer: Scorer, images: list[Path]) -> None:
+def test_no_prompt_scores_the_prompt_free_dimensions_and_warns(scorer: Scorer, images: list[Path]) -> None:
     result = scorer.score(images[:3], ["a dog", "", "   "])
-    assert result.errors[0] == ""
+    assert result.errors == ["", "", ""] and result.warnings[0] == ""
     for k in (1, 2):
-        assert "empty prompt" in result.errors[k] and "alignment" in result.errors[k]
+        assert result.warnings[k] == "alignment not scored: no prompt"
         assert np.isnan(result.scores["alignment"][k]) and np.isfinite(result.scores["quality"][k])
     with_prompt = scorer.score(images[1], "a dog")
     np.testing.assert_allclose(result.scores["quality"][1], with_prompt.scores["quality"][0], rtol=1e-6)
-    assert not scorer.score(images[:2]).ok.any()  # no prompt at all: alignment cannot be scored
+    none = scorer.score(images[:2])  # prompts=None: the same as empty prompts
+    assert none.ok.all() and np.isnan(none.scores["alignment"]).all() and np.isfinite(none.scores["quality"]).all()
+    assert none.warnings == ["alignment not scored: no prompt"] * 2
+
+
+def test_no_prompt_is_an_error_when_every_dimension_needs_one(model_dir: Path, images: list[Path]) -> None:
+    scorer = load(str(model_dir))
+    scorer.model.dimensions = tuple(replace(d, needs_prompt=True) for d in scorer.model.dimensions)
+    result = scorer.score(images[:1], "")
+    assert "no prompt: every dimension of the model (quality, alignment) needs one" in result.errors[0]
+    assert np.isnan(result.scores["quality"][0])
 
 
 def test_long_prompt_is_flagged_not_silent(scorer: Scorer, images: list[Path]) -> None:
@@ -156,3 +167,31 @@ def test_score_tensor_is_differentiable_and_matches_score(scorer: Scorer) -> Non
     scorer.score_tensor(big, "a cat")["quality"].sum().backward()
     assert big.grad.abs().sum() > 0
     assert not scorer.model.training
+
+
+def test_scores_as_plain_floats(scorer: Scorer, images: list[Path]) -> None:
+    result = scorer.score(images[:3], "a cat")
+    assert isinstance(result.quality, list) and all(type(v) is float for v in result.quality)
+    assert result.quality == result.scores["quality"].tolist() and len(result.alignment) == 3
+    with pytest.raises(AttributeError, match="dimensions are quality, alignment"):
+        result.sharpness  # noqa: B018
+    with pytest.raises(TypeError, match=r"result\.<dimension>"):
+        float(result)
+    one = ScoreResult((result.dimensions[0],), ["a.png"], ["x"], {"quality": np.array([2.5])}, [""], [""])
+    assert float(one) == 2.5
+    assert result.to_records()[0]["quality"] == result.quality[0]  # the records are unchanged
+
+
+def test_rank_unpacks_like_imagereward(scorer: Scorer, images: list[Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    paths = [*images[:4], bad]
+    ranking = scorer.rank(paths, "a cat")
+    ranks, scores = ranking  # rank of each image (1 = best) and its score, in input order
+    quality = scorer.score(paths, "a cat").quality
+    np.testing.assert_allclose(scores, quality, rtol=1e-6)
+    assert ranks[-1] == 5 and np.isnan(scores[-1])  # the image that failed comes last
+    assert sorted(ranks) == [1, 2, 3, 4, 5]
+    by_rank = [scores[ranks.index(k)] for k in range(1, 5)]
+    assert by_rank == sorted(by_rank, reverse=True)
+    assert ranking.best == str(paths[ranks.index(1)]) == ranking.images[0] and ranking.failed == 1

@@ -5,22 +5,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from _cli_process import cli_process
 from agiqa.api import default_rank_dimension
 from agiqa.cli import app
 from agiqa.models.card import ModelCard
 from agiqa.models.registry import CARDS, list_models
 from scoring_fixtures import write_images, write_tiny_model
 
-TESTS = Path(__file__).resolve().parent
 runner = CliRunner()
 
 
@@ -45,8 +44,9 @@ def test_score_folder_with_one_prompt(model_dir: Path, images: Path, tmp_path: P
     code, output = _run("score", images, "--prompt", "a cat", "--model", model_dir, "--out", out, "--workers", "0")
     assert code == 0, output
     frame = pd.read_csv(out, keep_default_na=False)
-    assert list(frame.columns) == ["image", "prompt", "quality", "alignment", "error", "warning"]
+    assert list(frame.columns) == ["image", "prompt", "model", "quality", "alignment", "error", "warning"]
     assert len(frame) == 6 and (frame["prompt"] == "a cat").all() and (frame["error"] == "").all()
+    assert (frame["model"] == str(model_dir.resolve())).all()  # what `agiqa evaluate` reads to find the model
     assert "6 ok, 0 failed" in output
 
 
@@ -78,7 +78,8 @@ def test_input_table_paths_resolve_against_folders_and_the_table(model_dir: Path
     frame = pd.read_parquet(out)
     assert frame["image"].tolist() == ["img_000.jpg", "img_005.jpg", "local/img_000.jpg", "missing.jpg"]
     assert frame["error"][0] == "" and frame["error"][2] == ""
-    assert "empty prompt" in frame["error"][1] and frame["quality"].notna()[1]
+    assert frame["error"][1] == "" and frame["warning"][1] == "alignment not scored: no prompt"
+    assert frame["quality"].notna()[1] and frame["alignment"].isna()[1]
     assert "not found" in frame["error"][3]
 
 
@@ -175,22 +176,7 @@ def test_models_lists_weights_and_whether_they_are_here(model_dir: Path, monkeyp
     assert rows["t-untrained"]["head_weights"] is None
     assert [d["name"] for d in rows["t-present"]["dimensions"]] == ["quality", "alignment"]
     code, output = _run("models")
-    assert code == 0 and "t-untrained" in output and "heads untrained" in output and "missing" in output
-
-
-def _cli(*args: object, env: dict[str, str]) -> subprocess.Popen:
-    script = (
-        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import scoring_fixtures; "
-        "from agiqa.cli import main; sys.argv = ['agiqa', *sys.argv[1:]]; main()"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", script, *map(str, args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    assert code == 0 and "t-untrained" in output and "untrained" in output and "missing" in output
 
 
 @pytest.mark.slow
@@ -207,7 +193,7 @@ def test_run_killed_with_sigkill_resumes_to_the_same_file(model_dir: Path, tmp_p
 
     out = tmp_path / "s.csv"
     chunks = tmp_path / "s.csv.partial"
-    proc = _cli(*common, "--out", out, env=env)  # a separate process, so that it can be killed
+    proc = cli_process(*common, "--out", out, env=env)  # a separate process, so that it can be killed
     deadline = time.monotonic() + 90
     while len(list(chunks.glob("chunk-*.jsonl"))) < 3:
         assert proc.poll() is None, "the run ended before it could be killed: " + proc.stdout.read()
@@ -243,3 +229,63 @@ def test_threads_and_runtime_options(model_dir: Path, images: Path, tmp_path: Pa
         assert code == 2, output
     finally:
         torch.set_num_threads(before)
+def test_argument_problems_are_found_before_the_model_loads(
+    model_dir: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agiqa.api
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(agiqa.api, "load", no_loading)
+    (tmp_path / "done.csv").write_text("x\n")
+    table = tmp_path / "t.csv"
+    table.write_text("image,prompt\nimg_000.jpg,x\n")
+    prompted = write_tiny_model(tmp_path / "prompted")  # a model whose every dimension needs the prompt
+    card = yaml.safe_load((prompted / "config.yaml").read_text())
+    card["dimensions"] = [{**d, "needs_prompt": True} for d in card["dimensions"]]
+    (prompted / "config.yaml").write_text(yaml.safe_dump(card))
+    cases = {
+        "exists; pass --overwrite": ["score", images, "--out", tmp_path / "done.csv"],
+        "no_folder/s.csv: folder": ["score", images, "--out", tmp_path / "no_folder" / "s.csv"],
+        "missing.png: no such file": ["score", tmp_path / "missing.png", "--prompt", "x", "--out", tmp_path / "a.csv"],
+        "unknown model": ["score", images, "--model", "no-such-model", "--out", tmp_path / "a.csv"],
+        "no such model folder": ["score", images, "--model", "runs/absent", "--out", tmp_path / "a.csv"],
+        "not both": ["score", images, "--input", table, "--prompt", "x", "--out", tmp_path / "a.csv"],
+        "test-tiny scores quality, alignment against the prompt; give --prompt": [
+            "score",
+            images,
+            "--model",
+            prompted,
+            "--out",
+            tmp_path / "a.csv",
+        ],
+    }
+    for expected, args in cases.items():
+        args = [*args, "--model", model_dir] if "--model" not in args and "--input" in args else args
+        code, output = _run(*args)
+        assert code == 2 and expected in " ".join(output.split()), (expected, output)
+    code, output = _run("explain", images / "img_000.jpg", "--model", prompted)
+    assert code == 2 and "against the prompt; give --prompt TEXT" in " ".join(output.split()), output
+    code, output = _run("explain", images / "nothing.jpg", "--model", model_dir, "--prompt", "x")
+    assert code == 2 and "nothing.jpg: no such file" in output, output
+
+
+def test_without_a_prompt_the_prompt_free_dimensions_are_scored(model_dir: Path, images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s.csv"
+    code, output = _run("score", images, "--model", model_dir, "--out", out)
+    assert code == 0, output
+    assert "no --prompt: alignment will not be scored" in output and "6 with warnings" in output
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert (frame["warning"] == "alignment not scored: no prompt").all() and (frame["error"] == "").all()
+    assert (frame["alignment"] == "").all() and pd.to_numeric(frame["quality"]).notna().all()
+
+
+def test_a_folder_scan_reports_the_files_it_skips(model_dir: Path, images: Path, tmp_path: Path) -> None:
+    (images / "logo.svg").write_text("<svg/>")
+    (images / "sub").mkdir()
+    (images / "sub" / "b.SVG").write_text("<svg/>")
+    (images / "sub" / "photo.heic").write_bytes(b"\0" * 10)
+    code, output = _run("score", images, "--prompt", "x", "--model", model_dir, "--out", tmp_path / "s.csv")
+    assert code == 0, output
+    assert "skipped 3 files: 2 .svg, 1 .heic" in output and "6 ok, 0 failed" in output

@@ -87,7 +87,7 @@ def test_evaluate_on_stored_splits(tmp_path: Path) -> None:
     pred = _predictions(labels, tmp_path / "pred.csv")
     splits = tmp_path / "splits.json"
     root = ["--root", str(tmp_path / "ds")]
-    made = runner.invoke(app, ["splits", "make", "agiqa3k", *root, "--out", str(splits), "--n", "3"])
+    made = runner.invoke(app, ["splits", "make", "agiqa3k", *root, "--out", str(splits), "--n-splits", "3"])
     assert made.exit_code == 0, made.output
     args = ["evaluate", "--pred", str(pred), "--dataset", "agiqa3k", *root, "--splits", str(splits)]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "out"), "-d", "quality"])
@@ -145,3 +145,70 @@ def test_real_agiqa3k_matches_paths(agiqa3k_root: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "50 of 50 rows matched" in _text(result)
+
+
+def _scored_layout(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A tiny AGIQA-3K layout with real images, a model folder, and an ``--input`` table with an extra column."""
+    from scoring_fixtures import write_images, write_tiny_model
+
+    root = tmp_path / "ds"
+    labels = _agiqa3k_layout(root, n_prompts=10, per_prompt=3)
+    for path, name in zip(write_images(root / "images", len(labels)), labels["name"], strict=True):
+        path.rename(root / "images" / name)
+    table = tmp_path / "items.csv"
+    pd.DataFrame({"image": labels["name"], "prompt": labels["prompt"], "seed": range(len(labels))}).to_csv(
+        table, index=False
+    )
+    return root, write_tiny_model(tmp_path / "model"), table
+
+
+def test_score_output_feeds_evaluate_in_every_mode(tmp_path: Path) -> None:
+    root, model, table = _scored_layout(tmp_path)
+    scores = tmp_path / "scores.csv"
+    scored = runner.invoke(
+        app, ["score", str(root / "images"), "--input", str(table), "--model", str(model)] + ["--out", str(scores)]
+    )
+    assert scored.exit_code == 0, scored.output
+    assert {"prompt", "seed", "model", "error", "warning"} <= set(pd.read_csv(scores).columns)
+    splits = tmp_path / "splits.json"
+    assert runner.invoke(app, ["splits", "make", "agiqa3k", "--root", str(root), "--out", str(splits)]).exit_code == 0
+    args = ["evaluate", "--pred", str(scores), "--dataset", "agiqa3k", "--root", str(root), "--n-boot", "0"]
+    for extra in ([], ["--splits", str(splits)], ["-d", "quality", "--splits", str(splits)]):
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, (extra, result.output)
+        assert "30 of 30 rows matched" in _text(result) and "warning" not in _text(result)
+
+
+def test_evaluate_warns_when_the_model_was_trained_on_the_images(tmp_path: Path) -> None:
+    from agiqa.models.training_set import TrainingSet
+
+    root, model, table = _scored_layout(tmp_path)
+    names = pd.read_csv(root / "data.csv")["name"].tolist()
+    TrainingSet("agiqa3k", str(root), "all images (no split file)", 8, names[:24], names[24:]).save(
+        model / "model.training.json"
+    )
+    scores = tmp_path / "scores.jsonl"
+    scored = runner.invoke(
+        app, ["score", str(root / "images"), "--input", str(table), "--model", str(model), "--out", str(scores)]
+    )
+    assert scored.exit_code == 0, scored.output
+    args = ["evaluate", "--pred", str(scores), "--dataset", "agiqa3k", "--root", str(root), "--n-boot", "0"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    text = _text(result)
+    assert "trained on 24 and validated on 6 of the 30 images evaluated here" in text and "in-sample" in text
+    assert "in-sample" in json.loads((tmp_path / "out" / "metrics.json").read_text())["warnings"][0]
+    other = pd.read_json(scores, lines=True).assign(model="test-tiny-elsewhere")  # a model this machine lacks
+    other.to_csv(tmp_path / "other.csv", index=False)
+    result = runner.invoke(app, [*args[:2], str(tmp_path / "other.csv"), *args[3:]])
+    assert result.exit_code == 0 and "training set could not be checked" in _text(result)
+
+
+def test_the_shipped_default_knows_it_was_trained_on_agiqa3k(agiqa3k_root: Path, tmp_path: Path) -> None:
+    names = pd.read_csv(agiqa3k_root / "data.csv")["name"].head(40)
+    pred = tmp_path / "pred.csv"
+    pd.DataFrame({"image": names, "model": "agiqa-lite", "quality": np.arange(40.0)}).to_csv(pred, index=False)
+    args = ["evaluate", "--pred", str(pred), "--dataset", "agiqa3k", "--root", str(agiqa3k_root), "--n-boot", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "model agiqa-lite was trained on" in _text(result) and "of the 40 images evaluated here" in _text(result)

@@ -126,6 +126,10 @@ def test_pair_dataset_gets_preference_accuracy() -> None:
     assert (row["n_pairs"], row["n_pairs_unscored"]) == (3, 1)
     with_ci = evaluate.evaluate_predictions(pred, ds, n_boot=20)["metrics"]["preference"]["ci"]["preference_acc"]
     assert with_ci["unit"] == "groups" and with_ci["value"] == pytest.approx(1.0)
+    # an `agiqa score` table: its text columns (and a copied text column) are not scores
+    scored = pred.assign(prompt="p", model="m", error="", warning="", batch=["x", "y", "z", "x", "y"])
+    assert evaluate.prediction_dimensions(scored, ds) == ["preference"]
+    assert evaluate.evaluate_predictions(scored, ds)["metrics"].keys() == {"preference"}
 
 
 def test_evaluate_on_splits_aggregates() -> None:

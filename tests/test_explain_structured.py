@@ -134,8 +134,75 @@ def test_bad_input_is_a_clear_error(tmp_path):
         explain(model, broken, PROMPT)
     with pytest.raises(ExplainError, match="missing.png"):
         explain(model, tmp_path / "missing.png", PROMPT)
+    prompted = ToyModel(ToyEncoder(), [ScoreSpec("alignment", 0, 5, needs_prompt=True)])
     with pytest.raises(ExplainError, match="give the prompt"):
-        explain(model, _image((0, 0)), "  ")
+        explain(prompted, _image((0, 0)), "  ")
+
+
+def test_without_a_prompt_the_prompt_free_dimensions_are_explained():
+    exp = explain(ToyModel(ToyEncoder(), DIMS), _image((1, 1)), "")
+    quality, alignment = exp.dimensions
+    assert quality.level != "not scored" and len(exp.regions) == 9 and exp.worst_region == "centre"
+    assert alignment.level == "not scored" and np.isnan(alignment.score) and not exp.phrases
+    assert "no prompt: alignment not scored" in exp.to_text()
+
+
+def test_a_single_phrase_prompt_has_no_weakest_phrase():
+    exp = explain(ToyModel(ToyEncoder(), DIMS), _image((0, 0)), "a red fox")
+    assert [p.phrase for p in exp.phrases] == ["a red fox"] and exp.weakest_phrases == []
+    text = " ".join(exp.to_text().split())
+    assert "the prompt is a single phrase, so no phrase is weaker than another" in text
+    assert "weakly depicted" not in text
+
+
+def _dark_image(size: int = 96) -> Image.Image:
+    """Nearly black, with a slightly brighter centre cell (the image of the issue: the overlay hid it)."""
+    arr = np.full((size, size, 3), 12, dtype=np.uint8)
+    arr[size // 3 : 2 * size // 3, size // 3 : 2 * size // 3] = 40
+    return Image.fromarray(arr)
+
+
+def test_heatmap_colours_are_the_absolute_levels_and_the_picture_stays_visible():
+    from agiqa.explain.heatmap import LEVEL_COLOURS, OUTLINE, WIDTH, cell_box, overlay
+
+    image = _dark_image()
+    exp = explain(ToyModel(ToyEncoder(), DIMS), image, PROMPT)
+    # every region is "bad" on the 0-5 scale (brightness <= 40/255), whatever the spread of their scores
+    assert {r.level for r in exp.regions} == {"bad"} and exp.dimensions[0].level == "bad"
+    drawn = overlay(exp, image)
+    scale = WIDTH / image.width
+    assert drawn.width == WIDTH and drawn.height > image.height * scale
+    original = np.asarray(image.resize((WIDTH, WIDTH), Image.Resampling.BICUBIC), dtype=int)
+    pixels = np.asarray(drawn, dtype=int)
+    for region in exp.regions:
+        left, top, right, bottom = cell_box(region.box, scale)
+        mid_y = (top + bottom) // 2
+        assert tuple(pixels[mid_y, left + OUTLINE // 2]) == LEVEL_COLOURS[region.level]  # the outline: its level
+        # inside the cell, below its label, the picture is drawn as it is (nothing laid over it)
+        inside = pixels[mid_y : bottom - 2 * OUTLINE, left + 3 * OUTLINE : right - 3 * OUTLINE]
+        assert (
+            np.abs(inside - original[mid_y : bottom - 2 * OUTLINE, left + 3 * OUTLINE : right - 3 * OUTLINE]).max() <= 1
+        )
+    bright = _image((0, 0))  # light grey (5 x 200/255 = 3.9: "good") with one dark ("bad") cell
+    exp2 = explain(ToyModel(ToyEncoder(), DIMS), bright, PROMPT)
+    drawn2 = np.asarray(overlay(exp2, bright), dtype=int)
+    for region in exp2.regions:
+        left, top, right, bottom = cell_box(region.box, WIDTH / bright.width)
+        assert tuple(drawn2[(top + bottom) // 2, left + OUTLINE // 2]) == LEVEL_COLOURS[region.level]
+    assert {r.level for r in exp2.regions} == {"bad", "good"}
+
+
+def test_report_says_when_every_cell_scores_below_the_whole():
+    class Cropped(ToyModel):  # a model that penalises crops: each cell scores below the whole image
+        def forward_head(self, features):
+            out = super().forward_head(features)
+            out["quality"] = out["quality"] - torch.arange(len(out["quality"])).clamp(max=1) * 2.0
+            return out
+
+    exp = explain(Cropped(ToyEncoder(), DIMS), _image((0, 0)), PROMPT)
+    assert "Every cell scores below the whole image" in " ".join(exp.to_text().split())
+    fair = explain(ToyModel(ToyEncoder(), DIMS), _image((0, 0)), PROMPT)
+    assert "Every cell scores below" not in fair.to_text()
 
 
 def test_cli_writes_json_text_and_heatmap(tmp_path, monkeypatch):

@@ -3,19 +3,22 @@
 Nothing here names a method: the cases are whatever the registry holds (built-in methods and installed plugins).
 Every card runs over a tiny hand-written encoder, one card of every method also over tiny random CLIP and BLIP-2
 checkpoints loaded through the real ``create_encoder`` path, size arguments shrunk; (slow) the ``*-lite`` cards
-over the offline lite encoder.
+over the offline lite encoder, and every model that can score here (trained or zero-shot, its weights present) with
+its real weights: does ``needs_prompt`` tell the truth.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from _conformance import TINY_ARGS, check_contract, check_gradients, pixels, tiny_card
 from _tiny import TinyDualEncoder
 from _tiny_checkpoints import save_tiny_blip2, save_tiny_clip
+from agiqa.api import load, model_info
 from agiqa.encoders import create_encoder
 from agiqa.encoders.base import DualEncoder
 from agiqa.models.card import ModelCard, ScoreSpec
@@ -109,3 +112,25 @@ def test_lite_cards_score_real_images(card: ModelCard, lite: DualEncoder, agiqa3
     for name, scores in out.items():
         assert scores.shape == (2,) and torch.isfinite(scores).all()
         torch.testing.assert_close(single[name], scores[1:], atol=1e-4, rtol=1e-4)
+
+
+READY = [r["name"] for r in model_info() if r["ready"]]  # trained or zero-shot, every weight here
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", READY, ids=str)
+def test_needs_prompt_tells_the_truth_with_the_real_weights(name: str, agiqa3k_root: Path) -> None:
+    """What the scorer does with the real weights: a prompt-free dimension ignores the prompt (and its absence), a
+    prompt dimension changes with it."""
+    scorer = load(name)
+    paths = sorted((agiqa3k_root / "images").iterdir())[:2]
+    a = scorer.score(paths, "a photo of a cat, oil painting")
+    b = scorer.score(paths, "a city at night, anime style")
+    none = scorer.score(paths)
+    for spec in scorer.dimensions:
+        if spec.needs_prompt:
+            assert not np.allclose(a.scores[spec.name], b.scores[spec.name], atol=1e-6), spec.name
+            assert np.isnan(none.scores[spec.name]).all()
+        else:
+            np.testing.assert_allclose(a.scores[spec.name], b.scores[spec.name], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(none.scores[spec.name], a.scores[spec.name], rtol=1e-5, atol=1e-6)

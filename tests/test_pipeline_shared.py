@@ -29,7 +29,8 @@ def test_score_real_agiqa3k_table_with_the_default_model(agiqa3k_root: Path, tmp
     assert result.exit_code == 0, result.output
     scores = pd.read_csv(out, keep_default_na=False)
     dims = [d.name for d in resolve_card(api.DEFAULT_MODEL).dimensions]
-    assert list(scores.columns) == ["image", "prompt", *dims, "error", "warning"]
+    assert list(scores.columns) == ["image", "prompt", "model", *dims, "error", "warning"]
+    assert (scores["model"] == api.DEFAULT_MODEL).all()
     assert scores["image"].tolist() == rows["name"].tolist()
     assert (scores["error"] == "").all()
     values = scores[dims].to_numpy(float)

@@ -16,7 +16,7 @@ pytest.importorskip("python_multipart", reason="the server extra needs python-mu
 from fastapi.testclient import TestClient  # noqa: E402
 
 from agiqa.api import Scorer, load  # noqa: E402
-from agiqa.serve import create_app  # noqa: E402
+from agiqa.serve import ServeOptions, create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
 
 @pytest.fixture(scope="module")
 def client(scorer: Scorer) -> TestClient:
-    return TestClient(create_app(scorer, max_upload_bytes=20_000, max_images=4))
+    return TestClient(create_app(scorer, ServeOptions(max_image_bytes=20_000, max_images=4)))
 
 
 def _png(seed: int) -> bytes:
@@ -38,7 +38,8 @@ def _png(seed: int) -> bytes:
 
 def test_health_and_models(client: TestClient) -> None:
     health = client.get("/health").json()
-    assert health == {"status": "ok", "model": "test-tiny", "dimensions": ["quality", "alignment"]}
+    assert health["status"] == "ok" and health["model"] == "test-tiny"
+    assert health["dimensions"] == ["quality", "alignment"] and health["queue"]["places"] == 32
     models = client.get("/models").json()
     assert models["loaded"] == "test-tiny" and isinstance(models["models"], list)
 
@@ -82,3 +83,11 @@ def test_serve_command_is_registered(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "/score" in result.output
+
+
+def test_a_request_without_a_prompt_scores_the_prompt_free_dimensions(client: TestClient) -> None:
+    response = client.post("/score", files=[("images", ("a.png", _png(3), "image/png"))])
+    assert response.status_code == 200, response.text
+    (record,) = response.json()["results"]
+    assert record["error"] == "" and record["quality"] is not None and record["alignment"] is None
+    assert record["warning"] == "alignment not scored: no prompt"

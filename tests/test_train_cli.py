@@ -101,14 +101,65 @@ def test_installed_train_and_protocol_run_from_another_folder(elsewhere: Path, t
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         assert (elsewhere / "model" / "model.safetensors").is_file() and torch.get_num_threads() == 1
-        protocol = ["protocol", "--method", "ip-iqa", "--dataset", "agiqa3k", "--root", str(root), "--splits", "2"]
+        protocol = ["protocol", "--method", "ip-iqa", "--dataset", "agiqa3k", "--root", str(root), "--n-splits", "2"]
         protocol += ["--out", "results", "--no-robustness"]
         result = CliRunner().invoke(app, protocol)  # the shipped AGIQA-3K splits do not fit this tiny copy
-        assert result.exit_code == 2 and "--splits-file" in result.output, result.output
-        result = CliRunner().invoke(app, [*protocol, "--splits-file", "splits.json"])
+        assert result.exit_code == 2 and "--splits FILE" in result.output, result.output
+        result = CliRunner().invoke(app, [*protocol, "--splits", "splits.json"])
         assert result.exit_code == 0, result.output
         assert (elsewhere / "results" / "protocol_ip-iqa_agiqa3k.md").is_file() and (
             elsewhere / "splits.json"
         ).is_file()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_protocol_writes_outside_the_committed_results_by_default(
+    elsewhere: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agiqa.api
+
+    root = agiqa3k_copy(tmp_path / "agiqa3k")
+    seen = {}
+
+    def fake_run(config, data, splits, ratios):  # the protocol itself is tested elsewhere; here: where it writes
+        seen["splits"] = len(splits)
+        per_split = [{"quality": {"srcc": 0.5}}] * len(splits)
+        return agiqa.api.ProtocolResult(config.name, per_split, agiqa.api.aggregate(per_split), [1.0] * len(splits))
+
+    monkeypatch.setattr(agiqa.api, "run_protocol", fake_run)
+    args = ["protocol", "--method", "ip-iqa", "--dataset", "agiqa3k", "--root", str(root), "--no-robustness"]
+    result = CliRunner().invoke(app, [*args, "--splits", "10"])
+    assert result.exit_code == 2 and "--n-splits 10" in result.output, result.output
+    assert not (elsewhere / "10").exists()
+    result = CliRunner().invoke(app, [*args, "--n-splits", "2", "--splits", "s.json"])
+    assert result.exit_code == 0, result.output
+    assert seen["splits"] == 2 and (elsewhere / "s.json").is_file()
+    assert (elsewhere / "runs" / "protocol" / "ip-iqa-agiqa3k" / "protocol_ip-iqa_agiqa3k.md").is_file()
+    assert not (elsewhere / "benchmarks").exists()
+
+
+def test_bad_config_contents_are_errors_not_tracebacks(elsewhere: Path, tmp_path: Path) -> None:
+    root = agiqa3k_copy(tmp_path / "agiqa3k")
+    cases = {
+        "data: {dataset: agiqa3kk}": "data.dataset: unknown dataset 'agiqa3kk'. Did you mean 'agiqa3k'",
+        "model: tsp-mgs-lit": "model: unknown model 'tsp-mgs-lit'. Did you mean 'tsp-mgs-lite'",
+        "data: {splits: nosuch.json}": "data.splits: nosuch.json does not exist",
+    }
+    for change, expected in cases.items():
+        config = elsewhere / "c.yaml"
+        base = {"name": "x", "model": "ip-iqa-lite", "data": {"root": str(root)}}
+        key, value = change.split(": ", 1)
+        update = yaml.safe_load(value) if value.startswith("{") else value
+        base[key] = {**base[key], **update} if isinstance(update, dict) else update
+        config.write_text(yaml.safe_dump(base))
+        result = CliRunner().invoke(app, ["train", str(config)])
+        assert result.exit_code == 2 and expected in " ".join(result.output.split()), (change, result.output)
+        assert "Traceback" not in result.output
+    wrong_root = tmp_path / "wrong"
+    wrong_root.mkdir()
+    (wrong_root / "data.csv").write_text((root / "data.csv").read_text())  # labels without the images
+    result = CliRunner().invoke(app, ["train", "lite/ip-iqa", "--root", str(wrong_root)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and "9 of the 9 images of agiqa3k are not where its labels say" in text
+    assert f"agiqa datasets validate agiqa3k --root {wrong_root}" in text

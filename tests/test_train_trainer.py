@@ -9,7 +9,10 @@ import torch
 from safetensors.torch import load_file
 
 import _train_tiny as tiny
+from agiqa.models.card import ModelCard
 from agiqa.models.registry import create_model
+from agiqa.models.state import model_state
+from agiqa.models.training_set import load_training_set
 from agiqa.train import TrainConfig, train
 from agiqa.train import checkpoint as checkpoint_module
 from agiqa.train.setup import build_model
@@ -103,3 +106,19 @@ def test_projections_train_over_cached_summaries(tmp_path: Path, data) -> None:
     saved = load_file(str(tmp_path / "model" / "model.safetensors"))
     torch.testing.assert_close(saved["encoder.image_projection.weight"], after.detach())
     assert not any(k.startswith("encoder.image_tower") for k in saved)
+
+
+def test_run_folder_card_says_what_it_was_trained_on(tmp_path: Path, data) -> None:
+    result = train(config(tmp_path, epochs=3), out_dir=tmp_path / "model", dataset=data)
+    card = ModelCard.from_yaml(tmp_path / "model" / "config.yaml")
+    record = load_training_set(card)
+    assert record is not None and record.dataset == "tiny" and record.split == "all images (no split file)"
+    assert len(record.train) + len(record.validation) == len(data.samples) and record.validation
+    assert not set(record.train) & set(record.validation) and record.n_prompts == 6
+    assert card.trained_on == record.describe() and str(tmp_path) in card.trained_on
+    assert f"{len(record.train)} images, {len(record.validation)} more held out for validation;" in card.trained_on
+    best = max(result.history, key=lambda h: h["val"])
+    assert card.metrics["val_quality_srcc"] == pytest.approx(best["val_srcc_quality"], abs=1e-4)
+    assert card.metrics["val_epoch"] == best["epoch"]
+    assert "Trained with `agiqa train`" in card.description and "Untrained" not in card.description
+    assert model_state(card) == "trained"

@@ -6,11 +6,12 @@ _API = ("Scorer", "ScoreResult", "create_model", "list_models", "load")
 
 
 def __getattr__(name: str) -> object:
-    # Lazy exports: `import agiqa` stays light (no torch) until the API is used.
-    if name in _API:
-        from agiqa import api
+    # Lazy exports: `import agiqa` stays light (no torch) until the API is used; `agiqa.api` works after `import agiqa`.
+    if name in _API or name == "api":
+        import importlib
 
-        return getattr(api, name)
+        api = importlib.import_module("agiqa.api")
+        return api if name == "api" else getattr(api, name)
     raise AttributeError(f"module 'agiqa' has no attribute {name!r}")
 
 

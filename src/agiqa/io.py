@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
@@ -30,11 +32,18 @@ def table_format(path: str | Path, allowed: tuple[str, ...] = OUTPUT_FORMATS) ->
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either its old content or the complete new one."""
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file to write that replaces ``path`` only when the ``with`` block ends without an error."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -58,10 +67,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def table_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
-    """Serialise a score table as ``.csv``, ``.jsonl`` or ``.parquet`` (missing scores: empty / null)."""
+def table_bytes(frame: pd.DataFrame, fmt: str, header: bool = True) -> bytes:
+    """Serialise a score table as ``.csv``, ``.jsonl`` or ``.parquet`` (missing scores: empty / null).
+
+    ``header=False`` leaves out the csv header line (for the parts after the first of a streamed table).
+    """
     if fmt == ".csv":
-        return frame.to_csv(index=False).encode("utf-8")
+        return frame.to_csv(index=False, header=header).encode("utf-8")
     if fmt == ".jsonl":
         text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
         return (text if text.endswith("\n") or not text else text + "\n").encode("utf-8")
@@ -75,6 +87,37 @@ def table_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     """Write ``frame`` atomically in the format named by the extension of ``path``."""
     atomic_write_bytes(path, table_bytes(frame, table_format(path)))
+
+
+@contextlib.contextmanager
+def table_writer(path: str | Path) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """Write a table part by part (``with table_writer(p) as write: write(frame); write(frame) ...``), atomically.
+
+    The parts must have the same columns; the file is what ``write_table`` of their concatenation writes (csv,
+    jsonl: the same bytes; parquet: one row group per part, the first part's schema). Only one part is in memory
+    at a time, so a table of any length streams to disk. At least one part (it may have no rows) must be written.
+    """
+    fmt = table_format(path)
+    with atomic_file(path) as fh:
+        parquet: list = []  # the ParquetWriter, once the first part has given the schema
+
+        def write(frame: pd.DataFrame) -> None:
+            if fmt != ".parquet":
+                fh.write(table_bytes(frame, fmt, header=fh.tell() == 0))
+                return
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if not parquet:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                parquet.append(pq.ParquetWriter(fh, table.schema))
+            else:
+                table = pa.Table.from_pandas(frame, schema=parquet[0].schema, preserve_index=False)
+            parquet[0].write_table(table)
+
+        yield write
+        if parquet:
+            parquet[0].close()
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

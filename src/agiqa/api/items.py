@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from agiqa.data.files import find_images, resolve_image
+from agiqa.data.files import ImageScan, resolve_image, scan_images
 from agiqa.io import read_item_table
 
 
@@ -21,25 +21,33 @@ class Items:
         files: Where each image is.
         prompts: The prompt of each image.
         extra: The input table's other columns, one row per item (None for items found under paths).
+        skipped: Files found in the searched folders that are not images agiqa reads, counted by extension
+            (see ``agiqa.data.files.ImageScan``).
     """
 
     names: list[str]
     files: list[Path]
     prompts: list[str]
     extra: pd.DataFrame | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skipped_summary(self) -> str:
+        """``skipped 3 files: 2 .svg, 1 .heic`` (empty when nothing was skipped)."""
+        return ImageScan(self.files, self.skipped).skipped_summary()
 
     def __len__(self) -> int:
         return len(self.files)
 
 
 def items_from_paths(paths: Sequence[str | Path], prompt: str = "") -> Items:
-    """Image files named by ``paths`` (folders searched recursively), each with ``prompt``.
+    """Image files named by ``paths`` (folders searched recursively), each with ``prompt``; the other files of
+    the folders are counted in ``skipped``.
 
     Raises:
         FileNotFoundError: A path does not exist.
     """
-    files = find_images(paths)
-    return Items([str(f) for f in files], files, [prompt] * len(files))
+    scan = scan_images(paths)
+    return Items([str(f) for f in scan.files], scan.files, [prompt] * len(scan.files), skipped=scan.skipped)
 
 
 def items_from_table(table: str | Path, folders: Sequence[str | Path] = ()) -> Items:

@@ -12,6 +12,7 @@ output of ``scorer.preprocess``) and goes to the model as is.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,12 +24,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from agiqa.api.models import model_card
 from agiqa.api.results import Ranking, ScoreResult, default_rank_dimension
 from agiqa.data.images import MAX_PIXELS, ImageRef, describe_ref, load_image
 from agiqa.encoders.fast import accelerate
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
-from agiqa.models.registry import create_model
+from agiqa.models.reference import Reference, card_reference, require_reference
+from agiqa.models.registry import create_model, model_reference
+from agiqa.models.state import UNTRAINED, model_state, untrained_warning
 from agiqa.pipeline import resumable
 from agiqa.pipeline.engine import Row, default_workers, iter_scores, score_batch, score_rows
 from agiqa.pipeline.resumable import DEFAULT_CHUNK_SIZE, RunSummary
@@ -46,11 +50,15 @@ class Scorer:
     Args:
         model: A ``QualityModel`` (it is put in eval mode).
         max_pixels: Larger images are refused (see ``agiqa.data.images``).
+        model_id: How score tables name the model (the ``model`` column ``score_to_file`` writes, which
+            ``agiqa evaluate`` reads to find the model's training set): a registered name or a model folder's
+            absolute path. Default: the model's name.
     """
 
-    def __init__(self, model: QualityModel, max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(self, model: QualityModel, max_pixels: int = MAX_PIXELS, model_id: str | None = None) -> None:
         self.model = model.eval()
         self.max_pixels = max_pixels
+        self.model_id = model_id or model.name
         self._affine: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -67,6 +75,20 @@ class Scorer:
     def runtime(self) -> str:
         """How the image tower runs: ``onnx`` (ONNX Runtime, see ``agiqa.encoders.fast``) or ``eager``."""
         return "onnx" if getattr(self.model.encoder, "fast_tower", None) is not None else "eager"
+
+    @property
+    def reference(self) -> Reference | None:
+        """Quantiles of the model's scores on its training images (``agiqa.models.reference``); None if absent."""
+        return card_reference(self.model.card) if self.model.card is not None else None
+
+    def percentiles(self, scores: dict[str, Any]) -> dict[str, np.ndarray]:
+        """``{dimension: percentile 0-100}`` of ``{dimension: scores}`` against the model's reference.
+
+        Raises:
+            NoReferenceError: The model's card has no reference distribution.
+        """
+        reference = require_reference(self.model.card, self.name)
+        return {d: reference.percentile(d, v) for d, v in scores.items() if d in reference.quantiles}
 
     @property
     def device(self) -> torch.device:
@@ -107,13 +129,24 @@ class Scorer:
         """Score every item into ``out`` (csv / jsonl / parquet), resuming an interrupted run of the same items.
 
         See ``agiqa.pipeline.resumable.score_to_file`` for the arguments; ``workers`` None uses one decoding
-        process per spare core (at most four).
+        process per spare core (at most four). Besides the input's columns, the table gets a ``model`` column
+        (``model_id``: which model wrote it, so that ``agiqa evaluate`` can check what it was trained on) before
+        the scores.
 
         Raises:
+            ValueError: ``extra`` has a column named ``model``.
             FileExistsError: ``out`` exists and ``overwrite`` is False.
             FileNotFoundError: The folder of ``out`` does not exist.
+            OutputLocked: Another run is writing ``out`` (its message names that run).
             PartialRunMismatch: ``OUT.partial`` belongs to another run (``restart=True`` discards it).
         """
+        if extra is not None and "model" in extra.columns:
+            raise ValueError(
+                "input column 'model' clashes with the score table's own `model` column (the model that wrote the "
+                "scores); rename it in the input table"
+            )
+        column = pd.DataFrame({"model": [self.model_id] * len(images)})
+        extra = column if extra is None else pd.concat([extra.reset_index(drop=True), column], axis=1)
         return resumable.score_to_file(
             self.model,
             images,
@@ -134,6 +167,9 @@ class Scorer:
     def rank(self, images: Sequence[ImageRef], prompt: str, by: str | None = None, batch_size: int = 16) -> Ranking:
         """Images of one prompt, best first by one dimension (its direction respected); failed images last.
 
+        ``ranks, scores = scorer.rank(images, prompt)`` gives each image's rank (1 = best) and score in input order,
+        as ImageReward's ``inference_rank`` does; ``ranking.best`` and ``ranking.records`` give the winners.
+
         Args:
             images: The candidates (best-of-N for ``prompt``).
             prompt: The prompt they were generated from.
@@ -148,10 +184,11 @@ class Scorer:
         if key not in names:
             raise ValueError(f"dimension {key!r}: model {self.name} has dimensions {', '.join(names)}")
         spec = next(d for d in self.dimensions if d.name == key)
-        records = self.score(list(images), prompt, batch_size=batch_size).to_records()
+        result = self.score(list(images), prompt, batch_size=batch_size)
+        values = result.scores[key]
         sign = 1.0 if spec.higher_is_better else -1.0
-        records.sort(key=lambda r: (math.isnan(r[key]), -sign * r[key] if not math.isnan(r[key]) else 0.0))
-        return Ranking(spec, records)
+        order = sorted(range(len(result)), key=lambda i: (math.isnan(values[i]), -sign * np.nan_to_num(values[i])))
+        return Ranking(spec, [result[i] for i in order], order)
 
     def preprocess(self, image: ImageRef) -> torch.Tensor:
         """Decode one image and turn it into the model's ``(3, S, S)`` input."""
@@ -163,19 +200,30 @@ class Scorer:
         prompts: str | Sequence[str] | None = None,
         batch_size: int = 16,
         workers: int = 0,
+        percentiles: bool = False,
     ) -> ScoreResult:
         """Score images against prompts, without autograd; bad items get an ``error``, never an exception.
 
         Args:
             images: One image, a list of images, or a ``(B, 3, S, S)`` tensor of preprocessed pixel values.
-            prompts: One prompt for all images, one per image, or None (no prompt: the dimensions that need one
-                get an error, the others are scored).
+            prompts: One prompt for all images, one per image, or None. Without a prompt (None or an empty one)
+                the dimensions that need none are scored and the others are NaN with a warning (an error only when
+                every dimension needs the prompt).
             batch_size: Items per model call; scores do not depend on it.
             workers: Decoding processes (0 decodes in this process; worth it for hundreds of files).
+            percentiles: Also give each score's percentile against the model's reference distribution
+                (``result.percentiles``, ``<dimension>_pct`` in records and tables).
 
         Returns:
             A ``ScoreResult`` in the order of ``images``.
+
+        Raises:
+            NoReferenceError: ``percentiles=True`` for a model whose card has no reference distribution.
         """
+        if percentiles:
+            require_reference(self.model.card, self.name)  # refused before any scoring
+            result = self.score(images, prompts, batch_size=batch_size, workers=workers)
+            return dataclasses.replace(result, percentiles=self.percentiles(result.scores))
         if isinstance(images, torch.Tensor) and images.ndim == 4:
             return self._score_pixels(images, self._prompts(prompts, images.shape[0]), batch_size)
         if isinstance(images, str | bytes | Image.Image) or not isinstance(
@@ -273,8 +321,9 @@ def load(
     max_pixels: int = MAX_PIXELS,
     threads: int | None = None,
     runtime: str = "auto",
+    allow_untrained: bool = False,
 ) -> Scorer:
-    """Load a model as a ``Scorer``.
+    """Load a model as a ``Scorer``; a model without trained weights is refused unless asked for.
 
     Args:
         name_or_path: A registered model name (see ``agiqa models``), ``local-dir:/path`` or a folder written by
@@ -285,18 +334,27 @@ def load(
             setting as it is (see ``default_threads`` for what ``agiqa score`` and ``agiqa serve`` use).
         runtime: How the image tower runs: ``auto`` (ONNX Runtime on a CPU where the encoder allows it, else
             PyTorch), ``onnx`` or ``eager``; the scores are the same (``agiqa.encoders.fast``).
+        allow_untrained: Load an ``untrained`` model (``agiqa.models.state``) anyway; every score it gives then
+            carries a warning saying it means nothing.
 
     Returns:
         The scorer, in eval mode on ``device``.
 
     Raises:
         ValueError: Unknown ``runtime``, ``threads`` below 1, or ``runtime='onnx'`` where it cannot run.
+        KeyError: Unknown model name.
+        FileNotFoundError: No such model folder, or its weights are missing.
+        UntrainedModelError: The model is untrained and ``allow_untrained`` is False (the message says how to
+            train it or which models are trained).
     """
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     name = DEFAULT_MODEL if name_or_path is None else name_or_path
+    card = model_card(name, allow_untrained=allow_untrained)
     model = create_model(name, device=device)
     accelerate(model.encoder, runtime, threads=torch.get_num_threads(), device=str(device))
-    return Scorer(model, max_pixels=max_pixels)
+    if model_state(card) == UNTRAINED:
+        model.score_warning = untrained_warning(name)
+    return Scorer(model, max_pixels=max_pixels, model_id=model_reference(name))

@@ -1,6 +1,10 @@
 """The ``agiqa`` typer application; command modules attach their commands to ``app``."""
 
+from typing import Annotated
+
 import typer
+
+from agiqa import api
 
 app = typer.Typer(
     name="agiqa",
@@ -9,3 +13,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"agiqa {api.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Quality, alignment and preference assessment of AI-generated images."""

@@ -62,12 +62,17 @@ def _report_matching(result: dict[str, Any], pred: Path) -> None:
             console.print(f"[yellow]{len(items)} row(s) {what}:[/yellow] {escape(shown)}", highlight=False)
     for note in result["notes"]:
         console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+    for warning in result.get("warnings", []):
+        stderr().print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", highlight=False)
 
 
 @app.command("evaluate")
 def evaluate(
     pred: Path = typer.Option(
-        ..., "--pred", help="Predictions: csv/jsonl/parquet with `image` + one column per dimension."
+        ...,
+        "--pred",
+        help="Predictions: csv/jsonl/parquet with `image` + one column per dimension (an `agiqa score` output; its "
+        "text columns are ignored).",
     ),
     dataset: str = typer.Option(..., "--dataset", help="Dataset name, see `agiqa datasets list`."),
     root: Path = typer.Option(..., "--root", help="Folder the dataset was unpacked to."),
@@ -77,7 +82,10 @@ def evaluate(
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples (over prompts) for 95% CIs; 0 for none."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
 ) -> None:
-    """Score a predictions file against a dataset's labels: SRCC, KRCC, PLCC, RMSE (+ pairwise accuracy)."""
+    """Score a predictions file against a dataset's labels: SRCC, KRCC, PLCC, RMSE (+ pairwise accuracy).
+
+    Warns when the model that wrote the predictions (their `model` column) was trained on the images evaluated.
+    """
     frame = _read_predictions(pred)
     ds = _load(dataset, root)
     try:
@@ -94,6 +102,7 @@ def evaluate(
             "dataset": ds.name,
             **matched.report(),
             "notes": [f"repeat {r['repeat']}: {n}" for r in results for n in r["notes"]],
+            "warnings": [f"repeat {r['repeat']}: {w}" for r in results for w in r["warnings"]],
         }
         _report_matching(summary, pred)
         table = api.aggregate([api.metric_table(r) for r in results])
@@ -133,7 +142,7 @@ def splits_make(
     name: str = typer.Argument(..., help="Dataset name, see `agiqa datasets list`."),
     root: Path = typer.Option(..., "--root", help="Folder the dataset was unpacked to."),
     out: Path = typer.Option(..., "--out", help="JSON file to write the splits to."),
-    n: int = typer.Option(10, "--n", help="Number of repeats."),
+    n: int = typer.Option(10, "--n-splits", "--n", help="How many splits to make (--n is its old name)."),
     test_ratio: float = typer.Option(0.2, "--test-ratio", help="Share of prompts on the test side (0.2 = 4:1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the series."),
 ) -> None:

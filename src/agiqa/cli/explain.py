@@ -14,7 +14,7 @@ import typer
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, fail, message, stderr
-from agiqa.cli.options import DeviceOpt, ModelOpt, load_scorer
+from agiqa.cli.options import AllowUntrainedOpt, DeviceOpt, ModelOpt, check_model, load_scorer
 
 
 @app.command("explain")
@@ -22,6 +22,7 @@ def explain_command(
     image: Annotated[Path, typer.Argument(help="Image file to explain.")],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt the image was generated from.")] = "",
     model: ModelOpt = None,
+    allow_untrained: AllowUntrainedOpt = False,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Folder for explanation.json, explanation.txt and heatmap.png."),
@@ -44,7 +45,13 @@ def explain_command(
     if ask is not None or branch is not None:
         _ask(image, prompt, ask, branch)
         return
-    scorer = load_scorer(model, device)
+    card = check_model(model, allow_untrained)
+    if not image.is_file():
+        raise fail(f"{image}: no such file")
+    if not prompt.strip() and all(d.needs_prompt for d in card.dimensions):
+        needing = ", ".join(d.name for d in card.dimensions)
+        raise fail(f"model {card.name} scores {needing} against the prompt; give --prompt TEXT")
+    scorer = load_scorer(model, device, allow_untrained=allow_untrained)
     try:
         explanation = scorer.explain(image, prompt, grid=grid, weakest=weakest)
     except api.ExplainError as err:

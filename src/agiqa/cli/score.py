@@ -1,7 +1,8 @@
 """``agiqa score`` (images into a table, resumable) and ``agiqa rank`` (best of N for one prompt).
 
-Exit codes: 0 when every item was scored in every dimension, 1 when at least one item has an error (see the
-``error`` column), 2 for bad arguments, 130 when interrupted (rerun the command to resume).
+Exit codes: 0 when every item was scored (a dimension left out for want of a prompt is a warning, not an error),
+1 when at least one item has an error (see the ``error`` column), 2 for bad arguments, 130 when interrupted (rerun
+the command to resume). Arguments are checked before the model loads.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ from rich.text import Text
 from agiqa import api
 from agiqa.cli.app import app
 from agiqa.cli.errors import FAILED, INTERRUPTED, fail, message, stderr
-from agiqa.cli.options import BatchOpt, DeviceOpt, ModelOpt, RuntimeOpt, ThreadsOpt, load_scorer
+from agiqa.cli.keep import CopyToOpt, KeepOpt, KeptOutOpt, LinkToOpt, PercentilesOpt, apply_plan, keep_plan
+from agiqa.cli.options import (
+    AllowUntrainedOpt,
+    BatchOpt,
+    DeviceOpt,
+    ModelOpt,
+    RuntimeOpt,
+    ThreadsOpt,
+    WorkersOpt,
+    check_model,
+    load_scorer,
+)
 
 
 class _RateColumn(ProgressColumn):
@@ -50,9 +62,37 @@ def _items(paths: list[Path], prompt: str | None, table: Path | None) -> api.Ite
     if not paths:
         raise fail("give images or folders to score, or --input TABLE with columns image, prompt")
     try:
-        return api.items_from_paths(paths, prompt or "")
+        items = api.items_from_paths(paths, prompt or "")
     except FileNotFoundError as err:
         raise fail(message(err)) from None
+    if items.skipped:
+        stderr().print(f"{items.skipped_summary()} (not images agiqa reads; name one to see why)", highlight=False)
+    return items
+
+
+def _check_prompt(card: api.ModelCard, prompt: str | None, table: Path | None) -> None:
+    """Without --prompt or --input only the dimensions that need no prompt are scored; there must be one."""
+    if prompt is not None or table is not None:
+        return
+    needing = [d.name for d in card.dimensions if d.needs_prompt]
+    if len(needing) == len(card.dimensions):
+        raise fail(
+            f"model {card.name} scores {', '.join(needing)} against the prompt; give --prompt TEXT, or --input "
+            "TABLE with a prompt column"
+        )
+    if needing:
+        stderr().print(f"no --prompt: {', '.join(needing)} will not be scored (NaN, with a warning)", highlight=False)
+
+
+def _check_out(out_path: Path, overwrite: bool) -> None:
+    try:
+        api.table_format(out_path)
+    except ValueError as err:
+        raise fail(f"--out {err}") from None
+    if out_path.exists() and not overwrite:
+        raise fail(f"--out {out_path} exists; pass --overwrite to replace it, or choose another file")
+    if not out_path.parent.is_dir():
+        raise fail(f"--out {out_path}: folder {out_path.parent} does not exist")
 
 
 @app.command("score")
@@ -70,10 +110,13 @@ def score(
         typer.Option("--input", "-i", help="Table (.csv/.jsonl/.parquet) with columns image, prompt."),
     ] = None,
     model: ModelOpt = None,
+    allow_untrained: AllowUntrainedOpt = False,
     batch_size: BatchOpt = 16,
     device: DeviceOpt = "cpu",
-    workers: Annotated[int | None, typer.Option(min=0, help="Decoding processes (default: spare cores).")] = None,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Items per saved chunk (resume granularity).")] = 512,
+    workers: WorkersOpt = None,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Largest saved chunk (resume granularity; the first chunks are smaller).")
+    ] = 512,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
     restart: Annotated[bool, typer.Option(help="Discard an unfinished earlier run instead of resuming it.")] = False,
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = (
@@ -85,27 +128,38 @@ def score(
         str, typer.Option(help="local (this process), or ray (Ray Data actors; --out is a folder of parquet shards).")
     ] = "local",
     actors: Annotated[int, typer.Option(min=1, help="With --engine ray: model actors (one model each).")] = 1,
+    percentiles: PercentilesOpt = False,
+    keep: KeepOpt = None,
+    kept_out: KeptOutOpt = None,
+    copy_to: CopyToOpt = None,
+    link_to: LinkToOpt = None,
 ) -> None:
-    """Score images into a table with columns image, prompt, <one per dimension>, error, warning.
+    """Score images into a table with columns image, prompt, <input columns>, model, <one per dimension>, error,
+    warning.
 
-    An interrupted run (Ctrl-C, kill, power loss) resumes when started again with the same arguments.
+    Without --prompt, the dimensions that need no prompt (quality, for models that say so) are scored and the
+    others are left empty with a warning. An interrupted run (Ctrl-C, kill, power loss) resumes when started again
+    with the same arguments. --percentiles adds <dim>_pct columns; --keep adds a kept column to --out (which keeps
+    every row), --kept-out writes the kept rows alone and --copy-to / --link-to places the kept images in a folder.
     """
     if engine not in ("local", "ray"):
         raise fail(f"--engine {engine!r}: use local or ray")
     if engine == "ray":
+        check_model(model, allow_untrained)
         ray_options = {"actors": actors, "batch_size": batch_size, "device": device, "threads": threads or 1}
         _score_with_ray(images or [], prompt, table, out_path, model, chunk_size, runtime, max_pixels, ray_options)
         return
-    try:
-        api.table_format(out_path)
-    except ValueError as err:
-        raise fail(f"--out {err}") from None
+    _check_out(out_path, overwrite)
+    card = check_model(model, allow_untrained)
     items = _items(images or [], prompt, table)
     if not items:
         found_in = ", ".join(map(str, images or []))
         raise fail(f"no images found in {found_in} (extensions: {', '.join(api.IMAGE_EXTENSIONS)})")
+    _check_prompt(card, prompt, table)
     decoders = api.default_workers() if workers is None else workers
-    scorer = load_scorer(model, device, max_pixels, threads or api.default_threads(decoders), runtime)
+    scorer = load_scorer(model, device, max_pixels, threads or api.default_threads(decoders), runtime, allow_untrained)
+    extra_columns = [] if items.extra is None else list(items.extra.columns)
+    plan = keep_plan(scorer, out_path, extra_columns, percentiles, keep, kept_out, copy_to, link_to)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -142,6 +196,8 @@ def score(
             raise fail(f"--out {out_path} exists; pass --overwrite to replace it, or choose another file") from None
         except api.PartialRunMismatch as err:
             raise fail(f"{message(err)} (--restart discards it)") from None
+        except api.OutputLocked as err:
+            raise fail(f"--out {message(err)}") from None
         except (FileNotFoundError, ValueError) as err:
             raise fail(message(err)) from None
         except KeyboardInterrupt:
@@ -159,6 +215,7 @@ def score(
         highlight=False,
         soft_wrap=True,
     )
+    apply_plan(plan, summary.out, items.files)
     if summary.failed:
         raise typer.Exit(FAILED)
 
@@ -221,6 +278,7 @@ def rank(
     images: Annotated[list[Path], typer.Argument(help="Images (or folders) to rank: best-of-N for one prompt.")],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The prompt the images were generated from.")],
     model: ModelOpt = None,
+    allow_untrained: AllowUntrainedOpt = False,
     by: Annotated[
         str | None,
         typer.Option("--by", help="Dimension to sort by (default: preference, quality, alignment)."),
@@ -231,8 +289,9 @@ def rank(
     device: DeviceOpt = "cpu",
 ) -> None:
     """Rank images for one prompt, best first (failed images last)."""
+    check_model(model, allow_untrained)
     files = _items(images, prompt, None).files
-    scorer = load_scorer(model, device)
+    scorer = load_scorer(model, device, allow_untrained=allow_untrained)
     try:
         ranking = scorer.rank(files, prompt, by=by, batch_size=batch_size)
     except ValueError as err:

@@ -124,7 +124,9 @@ def build_blip2(source: str | None = None, allow_download: bool | None = None) -
             f"blip2:{source} is a {config.architectures} checkpoint; the blip2 encoder needs an image-text "
             "matching checkpoint (Blip2ForImageTextRetrieval), e.g. Salesforce/blip2-itm-vit-g"
         )
-    model = load_pretrained("blip2", source, Blip2ForImageTextRetrieval.from_pretrained, allow_download)
+    model = load_pretrained(
+        "blip2", source, Blip2ForImageTextRetrieval.from_pretrained, allow_download, use_safetensors=True
+    )
     tokenizer = load_pretrained("blip2", source, AutoTokenizer.from_pretrained, allow_download)
     transform = ImageTransform.from_hf_config(read_preprocessor_config("blip2", source, allow_download))
     return Blip2Encoder(model, tokenizer, transform, name=f"blip2:{source}")

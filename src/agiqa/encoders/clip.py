@@ -94,7 +94,7 @@ def build_clip(source: str | None = None, allow_download: bool | None = None) ->
     """
     if not source:
         raise ValueError("encoder 'clip' needs a source: 'clip:openai/clip-vit-base-patch32' or 'clip:/path/to/dir'")
-    model = load_pretrained("clip", source, CLIPModel.from_pretrained, allow_download)
+    model = load_pretrained("clip", source, CLIPModel.from_pretrained, allow_download, use_safetensors=True)
     tokenizer = load_pretrained("clip", source, AutoTokenizer.from_pretrained, allow_download)
     transform = ImageTransform.from_hf_config(read_preprocessor_config("clip", source, allow_download))
     return CLIPEncoder(model, tokenizer, transform, name=f"clip:{source}")

@@ -1,7 +1,8 @@
-"""``openclip:ARCH@WEIGHTS``: an open_clip ViT CLIP model (optional extra: ``pip install 'agiqa[openclip]'``).
+"""``openclip:ARCH@WEIGHTS``: an open_clip ViT CLIP model (optional extra: ``pip install 'agiqa[openclip]'``, or
+``pip install -e '.[openclip]'`` in a checkout).
 
 open_clip needs torchvision, so it stays out of the default install and is imported only when this backend
-is built. ``WEIGHTS`` is a local checkpoint file (``open_clip_pytorch_model.bin`` / ``.safetensors``) or,
+is built. ``WEIGHTS`` is a local ``.safetensors`` checkpoint file (pickled ``.bin`` files are refused) or,
 only when downloads are allowed (``AGIQA_ALLOW_DOWNLOAD=1``), an open_clip pretrained tag such as
 ``laion2b_s34b_b79k``. Checkpoints published in Hugging Face format load faster through ``clip:``.
 
@@ -24,8 +25,9 @@ from agiqa.encoders.base import EncoderOutput
 from agiqa.encoders.factory import register_encoder
 from agiqa.encoders.preprocess import ImageTransform
 from agiqa.encoders.pretrained import download_allowed
+from agiqa.extras import install_hint
 
-INSTALL_HINT = "the openclip encoder needs the optional open_clip package: pip install 'agiqa[openclip]'"
+INSTALL_HINT = f"the openclip encoder needs the optional open_clip package; {install_hint('openclip')}"
 
 
 class OpenCLIPEncoder(LayerGroupEncoder):
@@ -90,7 +92,7 @@ def build_openclip(source: str | None = None, allow_download: bool | None = None
     """Builder for ``openclip:ARCH@WEIGHTS`` (see module docstring).
 
     Args:
-        source: ``ARCH@WEIGHTS``, e.g. ``ViT-B-32@/models/open_clip_pytorch_model.bin``.
+        source: ``ARCH@WEIGHTS``, e.g. ``ViT-B-32@/models/open_clip_model.safetensors``.
         allow_download: Allow a pretrained tag to be downloaded (default: env ``AGIQA_ALLOW_DOWNLOAD``).
     """
     try:
@@ -103,8 +105,15 @@ def build_openclip(source: str | None = None, allow_download: bool | None = None
     if not Path(weights).expanduser().is_file() and not download_allowed(allow_download):
         raise FileNotFoundError(
             f"openclip weights {weights!r} are not a file on this machine and downloads are off; download the "
-            f"checkpoint file and give its path (openclip:{arch}@/path/to/open_clip_pytorch_model.bin), or set "
+            f"checkpoint file and give its path (openclip:{arch}@/path/to/open_clip_model.safetensors), or set "
             "AGIQA_ALLOW_DOWNLOAD=1 to let open_clip fetch a pretrained tag"
         )
-    model = open_clip.create_model(arch, pretrained=str(Path(weights).expanduser()))
+    local = Path(weights).expanduser()
+    if local.is_file() and local.suffix != ".safetensors":
+        raise ValueError(
+            f"openclip weights {weights!r}: agiqa loads safetensors only and never unpickles a .bin/.pt file; "
+            "convert it once with safetensors.torch.save_file(torch.load(path, weights_only=True), "
+            "'open_clip_model.safetensors') on a machine where you trust the file"
+        )
+    model = open_clip.create_model(arch, pretrained=str(local))
     return OpenCLIPEncoder(model, open_clip.get_tokenizer(arch), name=f"openclip:{source}")

@@ -19,19 +19,41 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+MAX_ASPECT = 4
+"""Longest side kept, in multiples of the shorter one, before any resize (see ``limit_aspect``)."""
+
+
+def limit_aspect(image: Image.Image, max_aspect: int = MAX_ASPECT) -> Image.Image:
+    """Cut the far ends of the longer side so it is at most ``max_aspect`` times the shorter one (centre kept).
+
+    Every resize of an untrusted image goes through this first: a 12000 x 1 PNG (119 bytes) upscaled until its
+    short side is 384 px would otherwise become 4.6 gigapixels.
+    """
+    w, h = image.size
+    if max(w, h) <= max_aspect * min(w, h):
+        return image
+    keep = max_aspect * min(w, h)
+    return image.crop(((w - keep) // 2, 0, (w + keep) // 2, h) if w > h else (0, (h - keep) // 2, w, (h + keep) // 2))
+
+
+def upscale_short_side(image: Image.Image, side: int, max_aspect: int = MAX_ASPECT) -> Image.Image:
+    """The image with its shorter side at least ``side``: smaller images are upscaled (aspect kept, PIL's default
+    filter) after ``limit_aspect``, so the result has at most ``max_aspect * side * side`` pixels."""
+    if min(image.size) >= side:
+        return image
+    image = limit_aspect(image, max_aspect)
+    scale = side / min(image.size)
+    return image.resize((max(side, round(image.width * scale)), max(side, round(image.height * scale))))
+
+
 def resize_center_crop(
     image: Image.Image, size: int, resample: int = Image.Resampling.BICUBIC, resize: int | None = None
 ) -> Image.Image:
     """Resize so the shorter side is ``resize`` (default ``size``; aspect kept), then cut the central
-    ``size`` x ``size`` square."""
+    ``size`` x ``size`` square (extreme aspects are cut by ``limit_aspect`` first, so the resize stays small)."""
     short = resize or size
+    image = limit_aspect(image)
     w, h = image.size
-    if max(w, h) > 4 * min(w, h):  # extreme aspect: drop the far ends first so the resize stays small
-        keep = 4 * min(w, h)
-        image = image.crop(
-            ((w - keep) // 2, 0, (w + keep) // 2, h) if w > h else (0, (h - keep) // 2, w, (h + keep) // 2)
-        )
-        w, h = image.size
     # the longer side is floored, as transformers' image processors do, so outputs match theirs exactly
     new_w, new_h = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
     if (new_w, new_h) != (w, h):

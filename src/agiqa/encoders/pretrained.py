@@ -1,5 +1,8 @@
 """Backends over pretrained transformers checkpoints: loading from a local folder or the hub cache (offline unless
-``AGIQA_ALLOW_DOWNLOAD=1``), with errors that say how to fetch what is missing, and their common base class."""
+``AGIQA_ALLOW_DOWNLOAD=1``), with errors that say how to fetch what is missing, and their common base class.
+
+Model weights load from safetensors only (``use_safetensors=True``): a folder's pickled ``pytorch_model.bin`` is
+never unpickled, and ``trust_remote_code`` is never set, so loading a folder runs no code from it."""
 
 from __future__ import annotations
 
@@ -39,8 +42,9 @@ def missing_weights_error(backend: str, source: str, cause: Exception) -> FileNo
     if is_local_path(source):
         return FileNotFoundError(
             f"encoder '{backend}:{source}': the folder {source} does not hold a loadable {backend} checkpoint "
-            f"(config.json, weights, tokenizer and preprocessor_config.json, as `save_pretrained` or "
-            f"`hf download` writes them). Cause: {cause}"
+            f"(config.json, model.safetensors, tokenizer and preprocessor_config.json, as `save_pretrained` or "
+            f"`hf download` writes them; pickled pytorch_model.bin weights are never loaded, convert them with "
+            f"`save_pretrained(..., safe_serialization=True)`). Cause: {cause}"
         )
     folder = f"~/models/{source.replace('/', '--')}"
     return FileNotFoundError(

@@ -1,9 +1,12 @@
 """Evaluating predictions: match a predictions table to a dataset's images and score it against the labels, on
 all of the dataset (cross-dataset: trained elsewhere, tested here) or on the test sides of stored splits.
 
-A predictions table has an ``image`` column and one numeric column per score dimension. Rows are matched to
-samples by image id first, then by path (absolute, or relative to the dataset root), then by file name when
-that name is unique in the dataset; unmatched, ambiguous and duplicated rows are reported, never guessed.
+A predictions table has an ``image`` column and one numeric column per score dimension; other columns (the
+``prompt``, ``model``, ``error`` and ``warning`` of an ``agiqa score`` table, copied input columns) are ignored.
+When it names its model (``model`` column), a model evaluated on images it was trained on is warned about
+(``agiqa.eval.in_sample``). Rows are matched to samples by image id first, then by path (absolute, or relative to
+the dataset root), then by file name when that name is unique in the dataset; unmatched, ambiguous and duplicated
+rows are reported, never guessed.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from agiqa.data.sample import Dataset
 from agiqa.data.splits import Split
 from agiqa.eval import metrics as M
 from agiqa.eval.bootstrap import bootstrap_ci
+from agiqa.eval.in_sample import MODEL_COLUMN, training_overlap
 
 IMAGE_COLUMN = "image"
+TEXT_COLUMNS = ("prompt", MODEL_COLUMN, "error", "warning")
+"""Columns of an ``agiqa score`` table that are never scores."""
 CI_METRICS: dict[str, Callable[..., float]] = {
     "srcc": M.srcc,
     "krcc": M.krcc,
@@ -99,6 +105,21 @@ def _lookup(dataset: Dataset) -> tuple[dict[str, str], dict[str, list[str]]]:
     return exact, by_name
 
 
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) or bool(pd.to_numeric(column, errors="coerce").notna().any())
+
+
+def prediction_dimensions(pred: pd.DataFrame, dataset: Dataset, dimensions: Sequence[str] | None = None) -> list[str]:
+    """The columns of ``pred`` to score: ``dimensions`` when given; else the columns the dataset labels (MOS), or,
+    for a dataset of preference pairs, every numeric column but ``image`` and the score table's text columns."""
+    if dimensions:
+        return list(dimensions)
+    columns = [c for c in pred.columns if c != IMAGE_COLUMN and c not in TEXT_COLUMNS]
+    if dataset.pairs:
+        return [c for c in columns if _numeric(pred[c])]
+    return [c for c in columns if c in dataset.dimensions]
+
+
 def match_predictions(
     pred: pd.DataFrame, dataset: Dataset, dimensions: Sequence[str] | None = None
 ) -> MatchedPredictions:
@@ -107,7 +128,7 @@ def match_predictions(
     Args:
         pred: Table with an ``image`` column and one column per dimension.
         dataset: The dataset whose images are predicted.
-        dimensions: Columns to keep (default: every numeric column but ``image``).
+        dimensions: Columns to keep (default: ``prediction_dimensions``).
 
     Raises:
         EvaluationError: When ``image`` or a requested dimension column is missing or not numeric.
@@ -116,7 +137,7 @@ def match_predictions(
         raise EvaluationError(
             f"predictions have no `{IMAGE_COLUMN}` column (columns: {', '.join(map(str, pred.columns))})"
         )
-    dims = list(dimensions) if dimensions else [c for c in pred.columns if c != IMAGE_COLUMN]
+    dims = prediction_dimensions(pred, dataset, dimensions)
     for d in dims:
         if d not in pred.columns:
             raise EvaluationError(f"predictions have no `{d}` column (columns: {', '.join(map(str, pred.columns))})")
@@ -218,19 +239,15 @@ def evaluate_predictions(
 
     Returns:
         ``{"dataset", "n_predictions", "n_matched", "matched_by_name", "unmatched", "ambiguous", "duplicates",
-        "metrics": {dimension: {metric: value, "n": ..., "ci": {...}}}, "notes": [...]}``; ``notes`` holds
-        every reason a value is NaN and every dropped row count.
+        "metrics": {dimension: {metric: value, "n": ..., "ci": {...}}}, "notes": [...], "warnings": [...]}``;
+        ``notes`` holds every reason a value is NaN and every dropped row count, ``warnings`` every model named
+        in ``pred`` that was trained on some of the matched images (``agiqa.eval.in_sample``).
 
     Raises:
         EvaluationError: When no dimension can be scored, or nothing matches.
     """
-    columns = [c for c in pred.columns if c != IMAGE_COLUMN]
-    if dimensions:
-        dims = list(dimensions)
-    elif dataset.pairs:
-        dims = columns
-    else:
-        dims = [c for c in columns if c in dataset.dimensions]
+    columns = [c for c in pred.columns if c != IMAGE_COLUMN and c not in TEXT_COLUMNS]
+    dims = prediction_dimensions(pred, dataset, dimensions)
     scorable = set(dataset.dimensions) | (set(columns) if dataset.pairs else set())
     unknown = [d for d in dims if d not in scorable]
     if not dims or unknown:
@@ -248,6 +265,7 @@ def evaluate_predictions(
         **matched.report(),
         "metrics": {},
         "notes": [],
+        "warnings": training_overlap(pred, dataset.name, matched.frame.index),
     }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", M.MetricWarning)
@@ -314,11 +332,13 @@ def evaluate_on_splits(
     results = []
     for frame, split in zip(frames, splits, strict=True):
         _, test = split.apply(dataset)
+        dims = prediction_dimensions(frame, dataset, dimensions)
         # Match against the whole dataset first, so rows of training images are not reported as unmatched.
-        matched = match_predictions(frame, dataset, dimensions).frame
+        matched = match_predictions(frame, dataset, dims).frame
         on_test = matched[matched.index.isin(split.test)].rename_axis(IMAGE_COLUMN).reset_index()
-        res = evaluate_predictions(on_test, test, dimensions)
+        res = evaluate_predictions(on_test, test, dims)
         res["repeat"] = split.repeat
+        res["warnings"] = training_overlap(frame, dataset.name, on_test[IMAGE_COLUMN])
         results.append(res)
     return results
 
@@ -356,4 +376,5 @@ __all__ = [
     "labelled_values",
     "match_predictions",
     "metric_table",
+    "prediction_dimensions",
 ]

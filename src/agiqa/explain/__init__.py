@@ -1,7 +1,7 @@
 """Explanations of scores: structured (every model) and the MINT-IQA instruction branch (``instruct``).
 
 * ``explain(model, image, prompt)`` — levels, alignment by phrase, quality by region (``structured``), with
-  ``write_explanation`` saving the JSON, the text report and the heat-map PNG.
+  ``write_explanation`` saving the JSON, the text report and the region map drawn over the image (``heatmap``).
 * ``agiqa.explain.instruct`` — MINT-IQA's trainable instruction-aware branch: questions and answers in words.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 from PIL import Image
 
 from agiqa.data.images import ImageLoadError, ImageRef, describe_ref, load_image
+from agiqa.explain.heatmap import overlay, save_heatmap
 from agiqa.explain.structured import (
     LEVELS,
     Explanation,
     explain_image,
     level_of,
     range_thresholds,
-    save_heatmap,
 )
 from agiqa.models.base import QualityModel
 
@@ -31,6 +31,7 @@ __all__ = [
     "explain_image",
     "level_of",
     "open_image",
+    "overlay",
     "range_thresholds",
     "save_heatmap",
     "write_explanation",
@@ -68,19 +69,20 @@ def explain(
     Args:
         model: Any agiqa model (``agiqa.models.registry.create_model(name)`` or a scorer's model).
         image: Path, encoded bytes or PIL image.
-        prompt: The prompt the image was generated from; required when the model has a prompt-dependent score.
+        prompt: The prompt the image was generated from; without it only the dimensions that need no prompt are
+            explained (an error when every dimension needs one).
         model_name: Name recorded in the explanation (default: the model card's name).
         grid: Cells per side of the region grid (0 skips the region map).
         n_phrases: ``n`` of PrefIQA's prompt segmentation.
         weakest: How many of the lowest-scored phrases to name.
 
     Raises:
-        ExplainError: Unreadable image, or no prompt for a model that needs one.
+        ExplainError: Unreadable image, or no prompt for a model whose every dimension needs one.
     """
     prompt = prompt or ""
     needing = [d.name for d in model.dimensions if d.needs_prompt]
     name = model_name or model.name
-    if needing and not prompt.strip():
+    if len(needing) == len(model.dimensions) and not prompt.strip():
         raise ExplainError(f"model {name!r} scores {', '.join(needing)} against the prompt; give the prompt")
     decoded, image_name = open_image(image)
     return explain_image(

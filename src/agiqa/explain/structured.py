@@ -4,13 +4,18 @@ Model-agnostic definitions (they use only the ``QualityModel`` contract, so ever
 
 * **Levels.** Each score is named on the five-level scale ``bad, poor, fair, good, perfect`` by equal fifths of
   its ``ScoreSpec`` range ``[low, high]`` (scores outside the range take the end level); for a dimension where
-  lower is better the scale is reversed. See ``range_thresholds``.
+  lower is better the scale is reversed. See ``range_thresholds``. Phrases, regions and the heat-map's colours
+  (``agiqa.explain.heatmap``) use the same absolute levels as the whole image's score.
 * **Alignment by phrase.** The prompt is segmented as in PrefIQA (eq. 1-2, ``segment_prompt``, the padding copies
   of the whole prompt removed) and each phrase is scored *as if it were the prompt* through the model's alignment
-  dimension (``alignment``, else ``correspondence``, else the first dimension that needs a prompt).
+  dimension (``alignment``, else ``correspondence``, else the first dimension that needs a prompt). A prompt of a
+  single phrase has no weakest phrase, and the report says so.
 * **Quality by region.** The image is cut into a ``grid`` x ``grid`` grid of equal cells (default 3 x 3); each
   cell is preprocessed like a whole image and scored through the quality dimension (``quality``, else
-  ``authenticity``, else the first dimension that needs no prompt, else the first one) with the full prompt.
+  ``authenticity``, else the first dimension that needs no prompt, else the first one) with the full prompt. A
+  cell is scored as a picture of its own, without the context of the whole, so cells often score below the
+  whole image; the report says so when every cell does.
+* **No prompt.** The dimensions that need no prompt are explained; the others are reported as not scored.
 
 All of it costs one image-tower pass (the image and its cells in one batch), one text-tower pass (the prompt and
 its unique phrases in one batch) and one ``forward_head`` over the combined batch.
@@ -18,9 +23,9 @@ its unique phrases in one batch) and one ``forward_head`` over the combined batc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 from PIL import Image
@@ -30,13 +35,15 @@ from agiqa.models.card import ScoreSpec
 from agiqa.models.prompts import segment_prompt
 
 LEVELS = ("bad", "poor", "fair", "good", "perfect")
+NOT_SCORED = "not scored"
+"""The level of a dimension that needs the prompt when there is none."""
 PHRASE_DIMENSIONS = ("alignment", "correspondence")
 REGION_DIMENSIONS = ("quality", "authenticity")
 ROW_NAMES = {1: ("",), 2: ("top", "bottom"), 3: ("top", "middle", "bottom")}
 COL_NAMES = {1: ("",), 2: ("left", "right"), 3: ("left", "centre", "right")}
 
 
-def range_thresholds(spec: ScoreSpec) -> list[float]:
+def range_thresholds(spec: ScoreSpec | DimensionScore) -> list[float]:
     """The four boundaries between the five levels: equal fifths of ``[spec.low, spec.high]``, ascending."""
     return [spec.low + (spec.high - spec.low) * k / len(LEVELS) for k in range(1, len(LEVELS))]
 
@@ -47,12 +54,20 @@ def level_index(value: float, thresholds: Sequence[float], higher_is_better: boo
     return index if higher_is_better else len(LEVELS) - 1 - index
 
 
-def level_of(score: float, spec: ScoreSpec) -> str:
+def level_of(score: float, spec: ScoreSpec | DimensionScore) -> str:
     """Level word of a score on its dimension's range (see module docstring)."""
     return LEVELS[level_index(score, range_thresholds(spec), spec.higher_is_better)]
 
 
-def badness(score: float, spec: ScoreSpec) -> float:
+def level_bands(spec: ScoreSpec | DimensionScore) -> dict[str, str]:
+    """The score band of each level on the dimension's range: ``{"bad": "< 1", "poor": "1-2", ...}``."""
+    edges = [f"{t:.3g}" for t in range_thresholds(spec)]
+    bands = [f"< {edges[0]}", *(f"{a}-{b}" for a, b in zip(edges, edges[1:], strict=False)), f">= {edges[-1]}"]
+    order = LEVELS if spec.higher_is_better else LEVELS[::-1]
+    return {level: bands[order.index(level)] for level in LEVELS}
+
+
+def badness(score: float, spec: ScoreSpec | DimensionScore) -> float:
     """A number that grows as the score gets worse, whatever the dimension's direction."""
     return -score if spec.higher_is_better else score
 
@@ -107,12 +122,29 @@ class Explanation:
     regions: list[RegionScore] = field(default_factory=list)
     worst_region: str | None = None
     heatmap: str | None = None
-    level_rule: str = "equal fifths of each dimension's [low, high] range"
+    level_rule: str = "equal fifths of each dimension's [low, high] range, the same for phrases and regions"
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Plain mapping for JSON."""
         return asdict(self)
+
+    def _region_lines(self, spec: DimensionScore | None) -> list[str]:
+        lines = ["", f"Quality by region ({self.region_dimension}, {self.grid}x{self.grid} grid, levels as above):"]
+        for row in range(self.grid):
+            cells = [r for r in self.regions if r.row == row]
+            lines.append("  " + "  ".join(f"{r.score:8.3f} {r.level:<8}" for r in cells))
+        worst = next(r for r in self.regions if r.name == self.worst_region)
+        where = f" (heat-map: {self.heatmap})" if self.heatmap else ""
+        lines.append(f"  -> the worst region is {worst.name} ({worst.score:.3f}, {worst.level}){where}.")
+        if spec is not None and all(badness(r.score, spec) > badness(spec.score, spec) for r in self.regions):
+            lines.append(
+                f"  Every cell scores below the whole image ({spec.score:.3f}, {spec.level}): a cell is scored as a "
+                "picture of its own, without the context of the whole, so compare the cells with each other."
+            )
+        if spec is not None and not spec.higher_is_better:
+            lines.append("  (lower is better on this dimension)")
+        return lines
 
     def to_text(self) -> str:
         """A short human-readable report."""
@@ -122,7 +154,14 @@ class Explanation:
             unc = f" +/- {d.uncertainty:.3g}" if d.uncertainty is not None else ""
             direction = "higher is better" if d.higher_is_better else "lower is better"
             lines.append(f"  {d.name:<15} {d.score:8.3f}{unc}  {d.level:<8} (range {d.low:g}..{d.high:g}, {direction})")
-        if self.phrases:
+        if len(self.phrases) == 1:
+            p = self.phrases[0]
+            lines += [
+                "",
+                f"Alignment by phrase ({self.phrase_dimension}): the prompt is a single phrase, so no phrase is "
+                f"weaker than another; the whole prompt scores {p.score:.3f} ({p.level}).",
+            ]
+        elif self.phrases:
             lines += ["", f"Alignment by phrase ({self.phrase_dimension}, each phrase scored as the prompt):"]
             lines += [f"  {p.score:8.3f}  {p.level:<8} {p.phrase!r}" for p in self.phrases]
             for phrase in self.weakest_phrases:
@@ -130,16 +169,7 @@ class Explanation:
                 verdict = "is weakly depicted" if p.level in LEVELS[:3] else "is the least well depicted"
                 lines.append(f"  -> {phrase!r} {verdict} ({p.score:.3f}, {p.level}).")
         if self.regions:
-            spec = specs.get(self.region_dimension or "")
-            lines += ["", f"Quality by region ({self.region_dimension}, {self.grid}x{self.grid} grid):"]
-            for row in range(self.grid):
-                cells = [r for r in self.regions if r.row == row]
-                lines.append("  " + "  ".join(f"{r.score:8.3f}" for r in cells))
-            worst = next(r for r in self.regions if r.name == self.worst_region)
-            where = f" (heat-map: {self.heatmap})" if self.heatmap else ""
-            lines.append(f"  -> the worst region is {worst.name} ({worst.score:.3f}, {worst.level}){where}.")
-            if spec is not None and not spec.higher_is_better:
-                lines.append("  (lower is better on this dimension)")
+            lines += self._region_lines(specs.get(self.region_dimension or ""))
         lines += ["", f"Levels ({', '.join(LEVELS)}): {self.level_rule}."]
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
@@ -222,10 +252,12 @@ def explain_image(
         raise ValueError(f"grid={grid}: use 0 (no region map) to 8 cells per side")
     image = image.convert("RGB")
     dims = list(model.dimensions)
+    has_prompt = bool(prompt.strip())
+    scorable = [d for d in dims if has_prompt or not d.needs_prompt]
     phrase_spec = pick_dimension(dims, PHRASE_DIMENSIONS, needs_prompt=True)
-    region_spec = pick_dimension(dims, REGION_DIMENSIONS, needs_prompt=False) if grid else None
-    if grid and region_spec is None:
-        region_spec = dims[0]
+    region_spec = pick_dimension(scorable, REGION_DIMENSIONS, needs_prompt=False) if grid else None
+    if grid and region_spec is None and scorable:
+        region_spec = scorable[0]
     phrases = unique_phrases(prompt, n_phrases) if phrase_spec is not None and prompt.strip() else []
     boxes = grid_boxes(*image.size, grid) if region_spec is not None else []
 
@@ -243,12 +275,12 @@ def explain_image(
     explanation = Explanation(model=model_name, prompt=prompt, image=image_name, dimensions=[])
     for spec in dims:
         std = out.get(f"{spec.name}_std")
-        score = float(out[spec.name][0])
+        score = float(out[spec.name][0]) if spec in scorable else math.nan
         explanation.dimensions.append(
             DimensionScore(
                 spec.name,
                 score,
-                level_of(score, spec),
+                level_of(score, spec) if spec in scorable else NOT_SCORED,
                 spec.low,
                 spec.high,
                 spec.higher_is_better,
@@ -262,9 +294,12 @@ def explain_image(
             PhraseScore(p, s, level_of(s, phrase_spec)) for p, s in zip(phrases, scores, strict=False)
         ]
         order = sorted(range(len(phrases)), key=lambda i: badness(scores[i], phrase_spec), reverse=True)
-        explanation.weakest_phrases = [phrases[i] for i in order[:weakest]]
+        explanation.weakest_phrases = [phrases[i] for i in order[:weakest]] if len(phrases) > 1 else []
     elif phrase_spec is None:
         explanation.notes.append("the model has no prompt-dependent dimension, so there is no alignment by phrase")
+    else:
+        unscored = ", ".join(d.name for d in dims if d not in scorable)
+        explanation.notes.append(f"no prompt: {unscored} not scored, and there is no alignment by phrase")
     if region_spec is not None:
         scores = out[region_spec.name][1 + len(phrases) :].tolist()
         explanation.region_dimension, explanation.grid = region_spec.name, grid
@@ -276,51 +311,3 @@ def explain_image(
         if region_spec.name not in REGION_DIMENSIONS:
             explanation.notes.append(f"the model has no quality dimension; regions are scored by {region_spec.name}")
     return explanation
-
-
-def save_heatmap(explanation: Explanation, image: Image.Image, path: str | Path) -> Path:
-    """Draw the region scores over the image as a PNG heat-map (red = worst) and record the path.
-
-    Args:
-        explanation: An explanation with a region map.
-        image: The image it explains.
-        path: Output PNG file.
-    """
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    if not explanation.regions:
-        raise ValueError("this explanation has no region map (grid=0); explain with grid >= 1 to draw a heat-map")
-    spec = next(d for d in explanation.dimensions if d.name == explanation.region_dimension)
-    grid = explanation.grid
-    scores = np.array([r.score for r in explanation.regions]).reshape(grid, grid)
-    width, height = image.size
-    fig = Figure(figsize=(6, 6 * height / width + 0.6), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.imshow(image.convert("RGB"))
-    cmap = "RdYlGn" if spec.higher_is_better else "RdYlGn_r"
-    heat = ax.imshow(scores, cmap=cmap, alpha=0.45, extent=(0, width, height, 0), interpolation="nearest")
-    for r in explanation.regions:
-        left, top, right, bottom = r.box
-        weight = "bold" if r.name == explanation.worst_region else "normal"
-        ax.text(
-            (left + right) / 2,
-            (top + bottom) / 2,
-            f"{r.score:.2f}\n{r.level}",
-            ha="center",
-            va="center",
-            fontsize=9,
-            weight=weight,
-            color="black",
-            bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none"},
-        )
-    ax.set_axis_off()
-    ax.set_title(f"{spec.name} by region (worst: {explanation.worst_region})", fontsize=10)
-    fig.colorbar(heat, ax=ax, fraction=0.046, pad=0.04)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", bbox_inches="tight")
-    explanation.heatmap = str(path)
-    return path

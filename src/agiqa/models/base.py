@@ -42,10 +42,16 @@ class QualityModel(nn.Module):
             ``encoder.project``, so training keeps ``encoder.projection_modules()`` trainable over cached features.
         feature_config: What identifies this model's features for the feature cache, when the cache should not
             probe ``image_features`` / ``text_features`` on a test image (None: probe).
+        score_warning: A warning the scoring pipeline adds to every score of this model (``agiqa.load`` sets it
+            when an untrained model is loaded on request); empty for none.
+        needs_training: The method's scores mean nothing until its heads are trained (False for zero-shot
+            methods); a card's ``needs_training`` overrides it. ``agiqa.models.state`` reads it from the class a
+            builder is annotated to return, without building the model.
     """
 
     default_loss: ClassVar[str] = "l1"
     feature_config: ClassVar[dict[str, Any] | None] = None
+    needs_training: ClassVar[bool] = True
     projects_in_head: bool = False
 
     def __init__(self, encoder: DualEncoder, dimensions: Sequence[ScoreSpec]) -> None:
@@ -54,6 +60,7 @@ class QualityModel(nn.Module):
         self.dimensions = tuple(dimensions)
         self.card: ModelCard | None = None
         self.saved_encoder_keys: set[str] = set()
+        self.score_warning = ""
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Decoded RGB image -> model input tensor (the encoder's preprocessing unless a method needs views)."""

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from agiqa.models.reference import Reference
+
 
 @dataclass(frozen=True)
 class ScoreSpec:
@@ -41,12 +43,18 @@ class ModelCard:
         encoder_args: Keyword arguments of the encoder builder (e.g. ``{image_size: 384}`` for ``lite``).
         dimensions: The scores the model outputs.
         method_args: Keyword arguments of the method builder.
-        weights: Safetensors file of the trained heads: a name inside the package's ``weights/`` folder or an
-            absolute path. None when the heads are untrained (zero-shot methods need none).
+        weights: Safetensors file of the trained heads: a name inside the package's ``weights/`` folder, a path
+            relative to the card's folder, or an absolute path. None when the heads are untrained (zero-shot methods
+            need none).
+        needs_training: Whether the model is meaningless without trained weights. None takes the method's own
+            declaration (``QualityModel.needs_training``: True, False for the zero-shot methods); a card sets it
+            when its encoder decides (a zero-shot method over an encoder whose joint space is untrained).
         trained_on: Data the weights were trained on, for ``agiqa models``.
         metrics: Measured protocol figures (e.g. ``{"quality_srcc": 0.8}``), for ``agiqa models``.
         description: One paragraph for ``agiqa models``.
         licence: Licence of the weights.
+        reference: Quantiles of the model's scores on its training images (``agiqa.models.reference``), which
+            turn scores into percentiles; None when the card has none.
         source: Where the card came from (package config file or a user's folder).
     """
 
@@ -57,10 +65,12 @@ class ModelCard:
     encoder_args: dict[str, Any] = field(default_factory=dict)
     method_args: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
+    needs_training: bool | None = None
     trained_on: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     description: str = ""
     licence: str = "Apache-2.0"
+    reference: dict[str, Any] | None = None
     source: str = ""
 
     @classmethod
@@ -74,14 +84,21 @@ class ModelCard:
         if missing:
             raise ValueError(f"{source}: model card lacks required keys {sorted(missing)}")
         dims = tuple(ScoreSpec(**d) if isinstance(d, dict) else d for d in data["dimensions"])
+        if data.get("reference") is not None:
+            where = source or str(data["name"])
+            extra = set(Reference.from_card_value(data["reference"], where).dimensions) - {d.name for d in dims}
+            if extra:
+                raise ValueError(f"{where}: reference.quantiles has dimensions {sorted(extra)} the model lacks")
         return cls(**{**data, "dimensions": dims, "source": source or data.get("source", "")})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelCard:
         """Read a card from a YAML file."""
         path = Path(path)
-        with path.open() as fh:
-            data = yaml.safe_load(fh)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:  # safe_load refuses python tags: no code runs
+            raise ValueError(f"{path}: not a valid model card (YAML): {err}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a model card must be a YAML mapping, got {type(data).__name__}")
         return cls.from_dict(data, source=str(path))

@@ -140,6 +140,6 @@ def load_causal_lm(folder: str | Path, chat: bool | None = None) -> FrozenLLM:
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: not a transformers model folder (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
     use_chat = bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
     return FrozenLLM(model, tokenizer, name=str(folder), chat=use_chat)

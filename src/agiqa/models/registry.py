@@ -26,12 +26,12 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from agiqa._registry import Registry
 from agiqa.encoders.factory import create_encoder
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
+from agiqa.models.weights import load_weights as load_checked
 
 PLUGIN_GROUP = "agiqa.methods"
 """Entry-point group of plugin packages that add methods (modules) and cards (``model_configs/*.yaml``)."""
@@ -113,8 +113,33 @@ def resolve_card(name_or_path: str) -> ModelCard:
                 f"{folder}: not an agiqa model folder (no config.yaml); `agiqa train` writes config.yaml and "
                 "model.safetensors into its output folder"
             )
-        return ModelCard.from_yaml(config)
+        card = ModelCard.from_yaml(config)
+        if card.weights is None and (folder / "model.safetensors").is_file():
+            raise ValueError(
+                f"{config} names no `weights:` but {folder / 'model.safetensors'} is beside it: the card was "
+                "probably cut short (agiqa train writes `weights: model.safetensors` as its last line); restore "
+                "that line or retrain, rather than score with untrained heads"
+            )
+        return card
+    if name_or_path not in CARDS and _looks_like_a_path(name_or_path):
+        raise FileNotFoundError(
+            f"{name_or_path}: no such model folder ({folder.absolute()} does not exist); `agiqa train CONFIG --out "
+            f"{name_or_path}` writes one, or name a registered model (`agiqa models` lists them)"
+        )
     return CARDS.get(name_or_path)
+
+
+def model_reference(name_or_path: str) -> str:
+    """How a score table names the model: the registered name, or the model folder's absolute path."""
+    target = name_or_path.removeprefix("local-dir:")
+    folder = Path(target).expanduser()
+    if name_or_path.startswith("local-dir:") or folder.is_dir():
+        return str(folder.resolve())
+    return name_or_path
+
+
+def _looks_like_a_path(name: str) -> bool:
+    return any(sep in name for sep in ("/", "\\")) or name.startswith((".", "~"))
 
 
 def build_model_from_card(card: ModelCard) -> QualityModel:
@@ -131,7 +156,7 @@ def build_model_from_card(card: ModelCard) -> QualityModel:
 
 
 def create_model(name_or_path: str, device: str | torch.device = "cpu", load_weights: bool = True) -> QualityModel:
-    """Build a model from its card and load its trained weights (strictly, from safetensors).
+    """Build a model from its card and load its trained weights (strictly, from safetensors; shapes checked).
 
     Args:
         name_or_path: Registered name, ``local-dir:/path`` or a model folder.
@@ -146,12 +171,5 @@ def create_model(name_or_path: str, device: str | torch.device = "cpu", load_wei
             raise FileNotFoundError(
                 f"model {card.name!r}: weights file {path} is missing; train it with `agiqa train` or reinstall agiqa"
             )
-        state = load_file(str(path))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        frozen_encoder = {k for k in missing if k.startswith("encoder.")}
-        if set(missing) - frozen_encoder or unexpected:
-            raise ValueError(
-                f"{path}: weights do not fit model {card.name!r}: missing {sorted(set(missing) - frozen_encoder)[:5]}, "
-                f"unexpected {sorted(unexpected)[:5]}"
-            )
+        load_checked(model, path, f"model {card.name!r}")
     return model.to(device).eval()

@@ -20,7 +20,8 @@ Each output dimension uses one kind (``prompt_kind``); by default ``alignment`` 
 
 Choices where the paper is vague (see docs/methods.md):
 * Patches: ``n_patches`` = 5 crops of side ``S`` (the encoder input) at native resolution: the centre and the
-  four corners (1 = centre only). Images whose shorter side is below ``S`` are first upscaled to ``S``.
+  four corners (1 = centre only). Images whose shorter side is below ``S`` are first upscaled to ``S``
+  (``upscale_short_side``: aspect ratios beyond 4:1 are cut to 4:1 first, so the upscale stays bounded).
 * Word features ``F_Wk``: each word of the prompt (``\\w`` runs, at most ``max_words``) encoded on its own by
   the text tower, so words live in the joint space whatever the encoder; all words count, as in eq. 4.
 * ``alpha`` per dimension: a number or ``"learned"`` (a sigmoid-squashed parameter starting at 0.5); by
@@ -62,6 +63,7 @@ from PIL import Image
 from torch import nn
 
 from agiqa.encoders.base import DualEncoder, EncoderOutput
+from agiqa.encoders.preprocess import upscale_short_side
 from agiqa.models._builder import build_from_card
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
@@ -185,10 +187,7 @@ class TSPMGS(QualityModel):
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """``(1 + n_patches, 3, S, S)``: the resized image, then the patches at native resolution."""
         side = self.encoder.image_size
-        image = image.convert("RGB")
-        if min(image.size) < side:
-            scale = side / min(image.size)
-            image = image.resize((max(side, round(image.width * scale)), max(side, round(image.height * scale))))
+        image = upscale_short_side(image.convert("RGB"), side)
         views = [self.encoder.preprocess(image)]
         views += [self.encoder.preprocess(image.crop(box)) for box in patch_boxes(*image.size, side, self.n_patches)]
         return torch.stack(views)

@@ -37,6 +37,8 @@ CLIP_LOGIT_SCALE = 100.0
 class ZeroShotModel(QualityModel):
     """Base of the zero-shot scores: the image side is the pooled embedding alone."""
 
+    needs_training = False
+
     def image_features(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
         """Pooled image embedding ``(B, D)``."""
         return {"image_pooled": self.encoder.encode_image(pixel_values).pooled}

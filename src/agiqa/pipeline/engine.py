@@ -3,7 +3,8 @@
 Decoding and preprocessing (the model's picklable ``preprocess``) run in ``workers`` DataLoader worker processes
 while the model computes; the text tower runs once per unique prompt of a batch; inference runs under
 ``torch.inference_mode``. A bad image or a failing item becomes an ``error`` on its own row, never an exception
-for the batch. Nothing is padded: only the items that decoded are encoded.
+for the batch. An item without a prompt keeps the dimensions that need none; the others are NaN with a warning
+(``alignment not scored: no prompt``). Nothing is padded: only the items that decoded are encoded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from agiqa.data.images import MAX_PIXELS, ImageLoadError, ImageRef, load_image
+from agiqa.encoders.tokenize import clip_text, text_char_limit
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
 
@@ -84,7 +86,13 @@ def _collate(
 
 
 def score_batch(model: QualityModel, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Scores of a batch, running the text tower once per unique prompt (autograd is left as the caller set it)."""
+    """Scores of a batch, running the text tower once per unique prompt (autograd is left as the caller set it).
+
+    Prompts are cut to what the text tower can use (``clip_text``) before the model sees them, so a huge prompt
+    costs no more than a long one, in the method's own text handling (level prompts, words) as in tokenizing.
+    """
+    limit = model.encoder.max_text_tokens
+    prompts = [clip_text(p, limit) for p in prompts] if limit else list(prompts)
     unique = list(dict.fromkeys(prompts))
     where = {p: k for k, p in enumerate(unique)}
     text = model.text_features(unique)
@@ -100,11 +108,17 @@ def prompt_warnings(model: QualityModel, prompts: Sequence[str]) -> dict[str, st
     unique = [p for p in dict.fromkeys(prompts) if p.strip()]
     if not limit or not unique:
         return {}
-    counts = model.encoder.text_token_counts(unique)
+    counts = model.encoder.text_token_counts([clip_text(p, limit) for p in unique])
     if counts is None:
         return {p: f"prompt length not checked: encoder {model.encoder.name!r} gives no token count" for p in unique}
+    chars = text_char_limit(limit)
     return {
-        p: f"prompt truncated: {n} tokens, the text tower takes {limit}; the rest was ignored"
+        p: (
+            f"prompt truncated: {n} tokens, the text tower takes {limit}; the rest was ignored"
+            if len(p) <= chars
+            else f"prompt truncated: {len(p)} characters, more than the text tower's {limit} tokens; the rest "
+            "was ignored"
+        )
         for p, n in zip(unique, counts, strict=True)
         if n > limit
     }
@@ -121,14 +135,19 @@ def _rows_for_batch(
     rows = []
     for k, (index, prompt) in enumerate(zip(indices, prompts, strict=True)):
         row = {name: v[k] for name, v in values.items()}
-        errors = []
-        if prompt_dims and not prompt.strip():
-            row.update(dict.fromkeys(prompt_dims, math.nan))
-            errors.append(f"empty prompt: {', '.join(prompt_dims)} need(s) a prompt")
-        bad = [n for n, s in row.items() if not math.isfinite(s) and not (n in prompt_dims and errors)]
+        errors, notes = [], [warnings.get(prompt, "")]
+        unscored = prompt_dims if prompt_dims and not prompt.strip() else []
+        if unscored:
+            row.update(dict.fromkeys(unscored, math.nan))
+            if len(unscored) == len(dims):
+                errors.append(f"no prompt: every dimension of the model ({', '.join(unscored)}) needs one")
+            else:
+                notes.append(f"{', '.join(unscored)} not scored: no prompt")
+        bad = [n for n, s in row.items() if not math.isfinite(s) and n not in unscored]
         if bad:
             errors.append(f"model gave a non-finite score for {', '.join(bad)}")
-        rows.append(Row(index, row, "; ".join(errors), warnings.get(prompt, "")))
+        notes.append(model.score_warning)
+        rows.append(Row(index, row, "; ".join(errors), "; ".join(n for n in notes if n)))
     return rows
 
 

@@ -1,11 +1,13 @@
 """Scoring into a file that survives interruption: ``score_to_file``, and the score table's columns.
 
 Rows go to csv/jsonl/parquet and the run can be interrupted at any time (Ctrl-C, ``kill -9``, power loss).
-Finished chunks of ``chunk_size`` items go to ``OUT.partial/chunk-NNNNNN.jsonl``, each written atomically, next to
-a ``manifest.json`` of what is being scored. A rerun with the same items and model skips the chunks that are done;
-the final ``OUT`` is assembled and renamed into place only at the end, after which the ``.partial`` folder is
-removed. Batches never cross chunk boundaries, so a resumed run computes exactly the same batches as an
-uninterrupted one and writes the same bytes.
+Finished chunks go to ``OUT.partial/chunk-NNNNNN.jsonl``, each written atomically, next to a ``manifest.json`` of
+what is being scored; the first chunk holds 16 items and each next one twice as many up to ``chunk_size``, so rows
+reach the disk within seconds of the start. A rerun with the same items and model skips the chunks that are done;
+the final ``OUT`` is assembled by streaming the chunks (memory does not grow with the number of items) and renamed
+into place only at the end, after which the ``.partial`` folder is removed. Batches never cross chunk boundaries,
+so a resumed run computes exactly the same batches as an uninterrupted one and writes the same bytes. A run holds
+``OUT.lock`` (``agiqa.pipeline.lock``): a second run on the same ``OUT`` is refused, naming the first.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,14 +24,17 @@ from typing import Any
 import pandas as pd
 
 from agiqa.data.images import MAX_PIXELS, ImageRef
-from agiqa.io import atomic_write_bytes, table_format, write_table
+from agiqa.io import atomic_write_bytes, table_format, table_writer
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ScoreSpec
 from agiqa.models.registry import weights_path
 from agiqa.pipeline.engine import Row, iter_scores
+from agiqa.pipeline.lock import output_lock
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 DEFAULT_CHUNK_SIZE = 512
+FIRST_CHUNK = 16
+"""Items of the first saved chunk; chunks double from there up to ``chunk_size``."""
 
 
 def output_columns(dimensions: Sequence[ScoreSpec], extra: Sequence[str] = ()) -> list[str]:
@@ -133,6 +137,17 @@ def _chunk_bytes(rows: Sequence[Row]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def chunk_spans(n_items: int, chunk_size: int) -> list[range]:
+    """Item ranges of the saved chunks: ``FIRST_CHUNK`` items, then twice as many each time up to ``chunk_size``
+    (so the first rows reach the disk within seconds of the start), then ``chunk_size`` each."""
+    spans, start, size = [], 0, min(FIRST_CHUNK, chunk_size)
+    while start < n_items:
+        spans.append(range(start, min(start + size, n_items)))
+        start += size
+        size = min(2 * size, chunk_size)
+    return spans
+
+
 def score_to_file(
     model: QualityModel,
     images: Sequence[ImageRef],
@@ -151,6 +166,9 @@ def score_to_file(
 ) -> RunSummary:
     """Score every item into ``out`` (csv / jsonl / parquet by extension), resuming an interrupted run.
 
+    Memory does not grow with the number of items: finished chunks go to disk as they complete and ``out`` is
+    assembled by streaming them. The run holds ``OUT.lock`` (``agiqa.pipeline.lock``) while it works.
+
     Args:
         model: A model in eval mode.
         images: Image references, normally paths.
@@ -159,7 +177,7 @@ def score_to_file(
         names: What to write in the ``image`` column (default: ``str(images[i])``).
         batch_size: Items per model call.
         workers: Decoding processes (0: decode in this process).
-        chunk_size: Items per saved chunk; part of the run's identity (a rerun must use the same).
+        chunk_size: Largest saved chunk (see ``chunk_spans``); part of the run's identity (a rerun must use the same).
         overwrite: Replace an existing ``out`` instead of refusing.
         restart: Discard the chunks of an earlier unfinished run instead of resuming it.
         max_pixels: Larger images are refused.
@@ -173,6 +191,7 @@ def score_to_file(
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False.
         FileNotFoundError: The folder of ``out`` does not exist.
+        OutputLocked: Another run is writing ``out``.
         PartialRunMismatch: ``OUT.partial`` belongs to a run with other items, model or chunk size.
         ValueError: Mismatched inputs or an unknown output format.
     """
@@ -191,13 +210,11 @@ def score_to_file(
             raise ValueError(
                 f"input column(s) {clash} clash with the score table's own columns; rename them in the input table"
             )
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it, or choose another file")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out}: folder {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it, or choose another file")
 
-    dims = model.dimensions
-    dim_names = [d.name for d in dims]
     manifest = {
         "agiqa_partial": MANIFEST_VERSION,
         "out_format": fmt,
@@ -206,25 +223,62 @@ def score_to_file(
         "items_sha256": _items_digest(names, images, prompts),
         "chunk_size": chunk_size,
     }
-    folder = partial_dir(out)
-    if restart:
+    with output_lock(out):
+        if out.exists() and not overwrite:  # another run may have finished it while this one started
+            raise FileExistsError(f"{out} exists; pass overwrite=True to replace it, or choose another file")
+        folder = partial_dir(out)
+        if restart:
+            shutil.rmtree(folder, ignore_errors=True)
+        _open_partial(folder, manifest, out)
+        dims = [d.name for d in model.dimensions]
+        spans = chunk_spans(len(images), chunk_size)
+        done: dict[int, tuple[int, int]] = {}  # chunk -> (failed, warned)
+        for k, span in enumerate(spans):
+            rows = _read_chunk(_chunk_path(folder, k), span, dims)
+            if rows is not None:
+                done[k] = _counts(rows)
+        resumed = sum(len(spans[k]) for k in done)
+        if on_start is not None:
+            on_start(len(images), resumed)
+        _score_chunks(model, images, prompts, folder, spans, done, batch_size, workers, max_pixels, on_progress)
+        with table_writer(out) as write:
+            for k, span in enumerate(spans):
+                rows = _read_chunk(_chunk_path(folder, k), span, dims)
+                if rows is None:
+                    raise RuntimeError(f"{_chunk_path(folder, k)} vanished or was damaged while this run held {out}")
+                write(rows_to_frame(rows, names, prompts, model.dimensions, extra))
+            if not spans:
+                write(rows_to_frame([], names, prompts, model.dimensions, extra))
         shutil.rmtree(folder, ignore_errors=True)
-    _open_partial(folder, manifest, out)
+    return RunSummary(
+        total=len(images),
+        failed=sum(f for f, _ in done.values()),
+        warned=sum(w for _, w in done.values()),
+        resumed=resumed,
+        out=out,
+    )
 
-    n_chunks = math.ceil(len(images) / chunk_size)
-    spans = [range(k * chunk_size, min((k + 1) * chunk_size, len(images))) for k in range(n_chunks)]
-    done: dict[int, list[Row]] = {}
-    for k, span in enumerate(spans):
-        rows = _read_chunk(_chunk_path(folder, k), span, dim_names)
-        if rows is not None:
-            done[k] = rows
-    resumed = sum(len(spans[k]) for k in done)
-    if on_start is not None:
-        on_start(len(images), resumed)
 
-    todo = [k for k in range(n_chunks) if k not in done]
+def _counts(rows: Sequence[Row]) -> tuple[int, int]:
+    return sum(bool(r.error) for r in rows), sum(bool(r.warning) for r in rows)
+
+
+def _score_chunks(
+    model: QualityModel,
+    images: Sequence[ImageRef],
+    prompts: Sequence[str],
+    folder: Path,
+    spans: list[range],
+    done: dict[int, tuple[int, int]],
+    batch_size: int,
+    workers: int,
+    max_pixels: int,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Score the chunks not in ``done``, writing each (atomically) as soon as its last batch is scored."""
+    todo = [k for k in range(len(spans)) if k not in done]
     batches = [list(spans[k][s : s + batch_size]) for k in todo for s in range(0, len(spans[k]), batch_size)]
-    pending: dict[int, Row] = {}
+    pending: dict[int, Row] = {}  # rows of the chunk being filled, never more than one chunk's worth
     next_todo = 0
     for rows in iter_scores(model, images, prompts, batch_size, workers, batches, max_pixels):
         pending.update({r.index: r for r in rows})
@@ -232,21 +286,10 @@ def score_to_file(
             k = todo[next_todo]
             chunk = [pending.pop(i) for i in spans[k]]
             atomic_write_bytes(_chunk_path(folder, k), _chunk_bytes(chunk))
-            done[k] = chunk
+            done[k] = _counts(chunk)
             next_todo += 1
         if on_progress is not None:
             on_progress(len(rows))
-
-    all_rows = [r for k in range(n_chunks) for r in done[k]]
-    write_table(rows_to_frame(all_rows, names, prompts, dims, extra), out)
-    shutil.rmtree(folder, ignore_errors=True)
-    return RunSummary(
-        total=len(all_rows),
-        failed=sum(bool(r.error) for r in all_rows),
-        warned=sum(bool(r.warning) for r in all_rows),
-        resumed=resumed,
-        out=out,
-    )
 
 
 def _open_partial(folder: Path, manifest: dict[str, Any], out: Path) -> None:

@@ -4,7 +4,16 @@
 """
 
 from agiqa.train.config import ConfigError, TrainConfig
-from agiqa.train.loop import TrainResult, train
+from agiqa.train.loop import TrainingDiverged, TrainResult, train
 from agiqa.train.setup import TrainSetup, build_model, prepare
 
-__all__ = ["ConfigError", "TrainConfig", "TrainResult", "TrainSetup", "build_model", "prepare", "train"]
+__all__ = [
+    "ConfigError",
+    "TrainConfig",
+    "TrainResult",
+    "TrainSetup",
+    "TrainingDiverged",
+    "build_model",
+    "prepare",
+    "train",
+]

@@ -27,17 +27,23 @@ the heads over a *fixed* projection (the encoder is entirely frozen in cached mo
 encoder's summaries and projects them in its head (TSP-MGS ``project_in_head``): then the projections train
 too. Train with ``train.cache: off`` to tune encoder layers.
 
-Storage: safetensors shards ``<root>/<namespace>/shard-*.safetensors``; tensor ``"<item key>/<feature>"``.
+Storage: safetensors shards ``<root>/<namespace>/shard-*.safetensors``; tensor ``"<item key>/<feature>"``; an
+``about.json`` per namespace says what it holds (``agiqa cache`` lists and clears them: ``agiqa.train.cache_admin``).
+A shard is written whole and renamed into place. One that cannot be read (truncated) or that holds NaN or inf is
+moved aside (``*.corrupt``, with a warning naming it) and its entries are computed again; features computed with
+NaN or inf are refused with an error naming the image or prompt, so nothing is ever trained on them.
 Floating features are stored as float16 and always returned after that round trip, so a run that filled the
 cache and a run that read it see the same numbers. Root: ``$AGIQA_CACHE_DIR`` or ``~/.cache/agiqa/features``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from agiqa.data.images import load_image
@@ -55,6 +61,7 @@ from agiqa.train.augment import ViewTransform
 
 CACHE_ENV = "AGIQA_CACHE_DIR"
 ENCODER_FIELDS = ("tokens", "pooled", "mask", "summary", "concepts")  # what EncoderMemo stores; part of its namespace
+ABOUT = "about.json"
 
 
 def default_cache_dir() -> Path:
@@ -150,11 +157,20 @@ class FeatureStore:
         root: Cache root (``default_cache_dir()`` when None).
         namespace: Sub-folder, from ``image_namespace`` / ``text_namespace``.
         dtype: Storage type of floating features.
+        about: What the namespace holds, written once to ``about.json`` in it for ``agiqa cache`` (``kind``,
+            ``encoder``, ``model``).
     """
 
-    def __init__(self, root: str | Path | None, namespace: str, dtype: torch.dtype = torch.float16) -> None:
+    def __init__(
+        self,
+        root: str | Path | None,
+        namespace: str,
+        dtype: torch.dtype = torch.float16,
+        about: dict[str, str] | None = None,
+    ) -> None:
         self.folder = Path(root if root is not None else default_cache_dir()).expanduser() / namespace
         self.dtype = dtype
+        self.about = about
         self.hits = 0
         self.misses = 0
         self._index: dict[str, tuple[Path, list[str]]] = {}
@@ -164,10 +180,26 @@ class FeatureStore:
         if not self.folder.is_dir():
             return
         for shard in sorted(self.folder.glob("shard-*.safetensors")):
-            with safe_open(str(shard), framework="pt") as fh:
-                for name in fh.keys():
-                    key, _, feat = name.rpartition("/")
-                    self._index.setdefault(key, (shard, []))[1].append(feat)
+            try:
+                with safe_open(str(shard), framework="pt") as fh:
+                    names = list(fh.keys())
+            except (SafetensorError, OSError) as err:
+                self._set_aside(shard, f"unreadable ({err})")
+                continue
+            for name in names:
+                key, _, feat = name.rpartition("/")
+                self._index.setdefault(key, (shard, []))[1].append(feat)
+
+    def _set_aside(self, shard: Path, why: str) -> None:
+        """Move a damaged shard out of the cache (``*.corrupt``, kept for inspection); its entries get recomputed."""
+        with contextlib.suppress(OSError):
+            shard.replace(shard.with_suffix(".corrupt"))
+        self._index = {k: v for k, v in self._index.items() if v[0] != shard}
+        warnings.warn(
+            f"feature cache: {shard} is {why}; moved to {shard.with_suffix('.corrupt')}, its entries will be "
+            "computed again",
+            stacklevel=3,
+        )
 
     def __contains__(self, key: str) -> bool:
         return key in self._index
@@ -182,10 +214,18 @@ class FeatureStore:
             if key in self._index:
                 by_shard.setdefault(self._index[key][0], []).append(key)
         out: dict[str, dict[str, torch.Tensor]] = {}
-        for shard, shard_keys in by_shard.items():
-            with safe_open(str(shard), framework="pt") as fh:
-                for key in shard_keys:
-                    out[key] = {f: self._restore(fh.get_tensor(f"{key}/{f}")) for f in self._index[key][1]}
+        for shard, wanted in by_shard.items():
+            try:
+                with safe_open(str(shard), framework="pt") as fh:
+                    found = {k: {f: self._read(fh, k, f) for f in self._index[k][1]} for k in wanted}
+            except (SafetensorError, OSError) as err:
+                self._set_aside(shard, f"unreadable ({err})")
+                continue
+            bad = [k for k, feats in found.items() if not all(_finite(t) for t in feats.values())]
+            if bad:  # a shard is written whole, so one NaN means none of it can be trusted
+                self._set_aside(shard, f"holding NaN or inf (entry {bad[0]})")
+                continue
+            out.update(found)
         return out
 
     def put(self, items: dict[str, dict[str, torch.Tensor]]) -> None:
@@ -193,6 +233,8 @@ class FeatureStore:
         if not items:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self.about is not None and not (self.folder / ABOUT).is_file():
+            (self.folder / ABOUT).write_text(json.dumps(self.about, indent=1))
         tensors = {f"{k}/{f}": self.store_form(t) for k, feats in items.items() for f, t in feats.items()}
         shard = self.folder / f"shard-{uuid.uuid4().hex}.safetensors"
         tmp = shard.with_suffix(".tmp")
@@ -206,12 +248,30 @@ class FeatureStore:
         tensor = tensor.detach().to("cpu").contiguous()
         return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
 
+    def _read(self, fh: Any, key: str, feature: str) -> torch.Tensor:
+        return self._restore(fh.get_tensor(f"{key}/{feature}"))
+
     def _restore(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.float() if tensor.is_floating_point() else tensor
 
     def round_trip(self, tensor: torch.Tensor) -> torch.Tensor:
         """What ``get`` would return for ``tensor`` after ``put``."""
         return self._restore(self.store_form(tensor))
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
+
+
+def _check_finite(stored: dict[str, dict[str, torch.Tensor]], names: dict[str, str], what: str) -> None:
+    """Refuse freshly computed features holding NaN or inf (they would train a NaN model), naming the input."""
+    for key, feats in stored.items():
+        bad = [f for f, t in feats.items() if not _finite(t)]
+        if bad:
+            raise ValueError(
+                f"{what} {names[key]}: its features hold NaN or inf in {bad} (as computed, or beyond the float16 "
+                "range of the cache); check that input"
+            )
 
 
 def _stack(rows: list[dict[str, torch.Tensor]], what: str) -> dict[str, torch.Tensor]:
@@ -236,6 +296,10 @@ def _pad_first(tensor: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([tensor, pad])
 
 
+def _describe(ref: str | bytes) -> str:
+    return f"<{len(ref)} bytes>" if isinstance(ref, bytes) else str(ref)
+
+
 def encoder_namespace(encoder: DualEncoder) -> str:
     """Cache namespace of the encoder's own outputs (``encode_image``), shared by every method."""
     return "enc-" + _digest({"encoder": encoder.fingerprint, "fields": ENCODER_FIELDS})
@@ -251,7 +315,8 @@ class EncoderMemo:
 
     def __init__(self, encoder: DualEncoder, root: str | Path | None) -> None:
         self.encoder = encoder
-        self.store = FeatureStore(root, encoder_namespace(encoder))
+        about = {"kind": "encoder outputs", "encoder": encoder.name}
+        self.store = FeatureStore(root, encoder_namespace(encoder), about=about)
 
     def __enter__(self) -> EncoderMemo:
         self._original = self.encoder.encode_image
@@ -305,6 +370,7 @@ def cached_image_features(
     batch_size: int = 32,
     hashes: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_todo: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], FeatureStore]:
     """``model.image_features`` of every image (one view), stacked in order, computing only cache misses.
 
@@ -316,18 +382,22 @@ def cached_image_features(
         transform: ``transform(image, content_hash)`` applied before ``model.preprocess`` (None = original).
         batch_size: Images per encoder call.
         hashes: Content hashes of ``images`` when already known.
-        progress: Called with the number of images done after each batch.
+        progress: Called with the number of images encoded after each batch.
+        on_todo: Called once, before encoding, with the number of images to encode and the number found cached.
 
     Returns:
         ``{feature: (N, ...) tensor}`` and the store (its ``hits``/``misses`` say what was computed).
     """
-    store = FeatureStore(cache_dir, image_namespace(model))
+    about = {"kind": "image features", "encoder": model.encoder.name, "model": type(model).__name__}
+    store = FeatureStore(cache_dir, image_namespace(model), about=about)
     hashes = list(hashes) if hashes is not None else [content_hash(ref) for ref in images]
     keys = [f"{h}@{view}" for h in hashes]
     found = store.get(list(dict.fromkeys(keys)))
     todo = [i for i, k in enumerate(keys) if k not in found]
     store.hits += len(keys) - len(todo)
     store.misses += len(todo)
+    if on_todo is not None:
+        on_todo(len(todo), len(keys) - len(todo))
     was_training = model.training
     model.eval()
     memo = EncoderMemo(model.encoder, cache_dir) if todo else None
@@ -342,8 +412,10 @@ def cached_image_features(
         with memo:  # type: ignore[union-attr]
             feats = model.image_features(torch.stack(pixels).to(next(model.parameters()).device))
         new = {keys[i]: {n: t[j] for n, t in feats.items()} for j, i in enumerate(chunk)}
+        stored = {k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()}
+        _check_finite(stored, {keys[i]: _describe(images[i]) for i in chunk}, "image")
         store.put(new)
-        found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+        found.update(stored)
         if progress is not None:
             progress(len(chunk))
     model.train(was_training)
@@ -352,23 +424,38 @@ def cached_image_features(
 
 @torch.no_grad()
 def cached_text_features(
-    model: QualityModel, prompts: Sequence[str], cache_dir: str | Path | None = None, batch_size: int = 64
+    model: QualityModel,
+    prompts: Sequence[str],
+    cache_dir: str | Path | None = None,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+    on_todo: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], FeatureStore]:
-    """``model.text_features`` of every prompt, stacked in order, computing only cache misses."""
-    store = FeatureStore(cache_dir, text_namespace(model))
+    """``model.text_features`` of every prompt, stacked in order, computing only cache misses.
+
+    ``progress`` and ``on_todo`` are called as by ``cached_image_features`` (counting unique prompts).
+    """
+    about = {"kind": "text features", "encoder": model.encoder.name, "model": type(model).__name__}
+    store = FeatureStore(cache_dir, text_namespace(model), about=about)
     keys = [hashlib.sha1(p.encode("utf-8")).hexdigest() for p in prompts]
     found = store.get(list(dict.fromkeys(keys)))
     todo = list(dict.fromkeys(k for k in keys if k not in found))
     first = {k: prompts[keys.index(k)] for k in todo}
     store.hits += len(keys) - sum(k not in found for k in keys)
     store.misses += len(todo)
+    if on_todo is not None:
+        on_todo(len(todo), len(set(keys)) - len(todo))
     was_training = model.training
     model.eval()
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         feats = model.text_features([first[k] for k in chunk])
         new = {k: {n: t[j] for n, t in feats.items()} for j, k in enumerate(chunk)}
+        stored = {k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()}
+        _check_finite(stored, {k: repr(first[k][:80]) for k in chunk}, "prompt")
         store.put(new)
-        found.update({k: {n: store.round_trip(t) for n, t in v.items()} for k, v in new.items()})
+        found.update(stored)
+        if progress is not None:
+            progress(len(chunk))
     model.train(was_training)
     return _stack([found[k] for k in keys], "text features"), store

@@ -153,7 +153,7 @@ class TrainSection:
         seed: Seed of everything random (initialisation, shuffling, views).
         eval_every: Validate every this many epochs.
         keep_best: Restore the weights with the best validation SRCC at the end.
-        checkpoint_every: Save a resumable checkpoint every this many steps (0 = at the end only).
+        checkpoint_every: Save a resumable checkpoint every this many steps (0 = at the end of every epoch).
         tie_margin: Same-prompt MOS pairs closer than this are not used as training pairs.
         stable_preference: Stable Preference options.
         mismatch: Mismatched-prompt negatives for the prompt-dependent dimensions.

@@ -7,7 +7,9 @@ encoded anew. Training, validation, the protocol's test predictions and its prob
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,8 @@ import torch
 from agiqa.data.images import load_image
 from agiqa.models.base import QualityModel
 from agiqa.train.augment import ViewTransform
-from agiqa.train.cache import cached_image_features, cached_text_features, content_hash
+from agiqa.train.cache import cached_image_features, cached_text_features, content_hash, default_cache_dir
+from agiqa.train.progress import WorkProgress
 from agiqa.train.table import ImageTable
 
 
@@ -30,7 +33,7 @@ class FeatureBank:
         cached: Precompute everything through the feature cache (encoder frozen).
         cache_dir: Cache root.
         views: Extra views per image ``[(name, transform)]`` (Stable Preference weak views).
-        progress: Show a progress bar while encoding.
+        progress: Report progress while encoding (``agiqa.train.progress``: a bar on a terminal, log lines else).
     """
 
     def __init__(
@@ -53,17 +56,14 @@ class FeatureBank:
         if cached:
             hashes = [content_hash(ref) for ref in table.images]
             for name, transform in [("orig", None), *self.views]:
-                feats, store = _with_progress(
-                    lambda tick, n=name, t=transform: cached_image_features(
-                        model, table.images, cache_dir, view=n, transform=t, hashes=hashes, progress=tick
-                    ),
-                    len(table),
-                    f"encoding images ({name})",
-                    progress,
-                )
+                with _reporter(f"encoding images ({name})", cache_dir, progress) as bar:
+                    feats, store = cached_image_features(
+                        model, table.images, cache_dir, view=name, transform=transform, hashes=hashes, **bar
+                    )
                 self.image.append(feats)
                 self.misses += store.misses
-            self.text, store = cached_text_features(model, self.prompts, cache_dir)
+            with _reporter("encoding prompts", cache_dir, progress) as bar:
+                self.text, store = cached_text_features(model, self.prompts, cache_dir, **bar)
             self.misses += store.misses
 
     def to(self, device: str | torch.device) -> FeatureBank:
@@ -139,11 +139,16 @@ class FeatureBank:
         return pd.DataFrame({"image": [self.table.ids[r] for r in rows], **self.predict(rows, view=view)})
 
 
-def _with_progress(fn: Callable[[Any], Any], total: int, label: str, show: bool) -> Any:
+@contextmanager
+def _reporter(label: str, cache_dir: str | None, show: bool) -> Iterator[dict[str, Any]]:
+    """The ``progress`` / ``on_todo`` callbacks of the cache functions, reporting through a ``WorkProgress``."""
     if not show:
-        return fn(None)
-    from rich.progress import Progress
+        yield {}
+        return
+    where = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    with WorkProgress(label) as bar:
 
-    with Progress(transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        return fn(lambda n: bar.advance(task, n))
+        def on_todo(todo: int, cached: int) -> None:
+            bar.start(todo, f"{cached} found in the feature cache ({where})")
+
+        yield {"progress": bar.advance, "on_todo": on_todo}

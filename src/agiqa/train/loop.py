@@ -7,15 +7,19 @@ validate on (``agiqa.train.selection``), its ``Objective`` (``agiqa.train.object
   shuffling seeded per epoch, so a resumed run takes the same batches as an uninterrupted one.
 * **Validation.** At the end of every ``eval_every`` epochs: SRCC per MOS dimension, or pair accuracy; the best
   weights are kept (``keep_best``).
-* **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads)
-  and, for ``--resume``, ``checkpoint/`` with the optimiser and RNG state as safetensors + JSON scalars.
+* **Checkpoints.** A model folder (``config.yaml`` card + ``model.safetensors``, what ``create_model`` reads,
+  what it was trained on: ``agiqa.train.run_folder``, and the quantiles of the model's predictions on its
+  training rows: ``agiqa.train.reference``) and, for ``--resume``, ``checkpoint/`` with the optimiser and RNG
+  state as safetensors + JSON scalars, saved every ``checkpoint_every`` steps (0: at the end of every epoch) and
+  replaced atomically.
+* **Faults.** A non-finite loss stops the run with ``TrainingDiverged`` naming the step (no model is written);
+  ``resume`` without a checkpoint to resume from is refused rather than silently starting again.
 * **Several processes.** Under ``torchrun`` / ``accelerate launch``, ``agiqa.train.distributed`` shards each
   global batch over the ranks (DDP) and rank 0 writes.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -26,21 +30,25 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from transformers import get_scheduler
 
 from agiqa.data.sample import Dataset
 from agiqa.eval import metrics as M
 from agiqa.models.base import QualityModel
-from agiqa.models.card import ModelCard
-from agiqa.train.checkpoint import Checkpoint, save_model_folder, trainable_state
+from agiqa.train.checkpoint import Checkpoint, trainable_state
 from agiqa.train.config import TrainConfig
 from agiqa.train.distributed import Distributed
 from agiqa.train.features import FeatureBank
 from agiqa.train.objectives import Objective, make_objective
+from agiqa.train.reference import training_reference
+from agiqa.train.run_folder import write_run_folder
 from agiqa.train.selection import Pairs, split_rows
-from agiqa.train.setup import TrainSetup, model_card, prepare
+from agiqa.train.setup import TrainSetup, prepare
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the weights) became NaN or infinite; the message names the step."""
 
 
 @dataclass
@@ -108,7 +116,7 @@ def train(
         config: The run (see ``agiqa.train.config``).
         out_dir: Model folder to write (``config.yaml`` + ``model.safetensors`` + ``checkpoint/``); None keeps
             the model in memory only.
-        resume: Continue from ``out_dir/checkpoint`` when it exists.
+        resume: Continue from ``out_dir/checkpoint`` (a ``ValueError`` when there is none).
         dataset: The dataset already read (else read from ``config.data``); not used with ``setup``.
         setup: Model, data and features already prepared (the protocol shares one across splits; its model is
             trained in place).
@@ -134,20 +142,28 @@ def train(
     opt = _optimizer(model, config)
     sched = _scheduler(opt, config, total)
     ckpt = Checkpoint(Path(out_dir)) if out_dir is not None else None
-    resuming = resume and ckpt is not None and ckpt.exists()
-    state = _RunState.resumed(*ckpt.load(model, opt, sched)) if resuming else _RunState()
+    if resume and (ckpt is None or not ckpt.exists()):
+        where = "no out_dir was given" if ckpt is None else f"{ckpt.folder} holds no checkpoint"
+        raise ValueError(f"resume: {where} to resume from; run without --resume to start from step 0")
+    state = _RunState.resumed(*ckpt.load(model, opt, sched)) if resume and ckpt else _RunState()
     ranks.wrap(model)
     writer = ckpt if ranks.is_writer else None
     _fit(config, setup, objective, val_rows, opt, sched, state, writer, per_epoch, total, ranks)
     if t.keep_best and state.best_state is not None:
         model.load_state_dict(state.best_state, strict=False)
     model.eval()
+    bad = sorted(k for k, v in trainable_state(model).items() if v.is_floating_point() and not v.isfinite().all())
+    if bad:
+        raise TrainingDiverged(f"{config.source}: the trained weights hold NaN or inf ({bad[:3]}); nothing was written")
     best = state.best_val if math.isfinite(state.best_val) else None
     result = TrainResult(
         model, None, state.history, best, state.step, time.perf_counter() - start_time, setup.cached, bank.misses
     )
     if out_dir is not None and ranks.is_writer:
-        result.out_dir = _write_model(config, model, out_dir, len(train_rows), state.history)
+        reference = training_reference(setup.bank, train_rows, config.data.dataset, seed=t.seed)
+        result.out_dir = write_run_folder(
+            config, model, out_dir, setup.table, train_rows, val_rows, state.history, reference
+        )
         if ckpt is not None:
             ckpt.save(model, opt, sched, state.scalars(), state.best_state)
     ranks.close()
@@ -180,6 +196,11 @@ def _fit(
             order = torch.randperm(len(objective), generator=torch.Generator().manual_seed(t.seed * 100_003 + epoch))
             idx = order[pos * t.batch_size : (pos + 1) * t.batch_size]
             loss, logged = ranks.batch_loss(lambda i: objective.batch_loss(model, bank, i, state.step, t.device), idx)
+            if not (torch.isfinite(loss) and math.isfinite(logged)):
+                raise TrainingDiverged(
+                    f"{config.source}: step {state.step + 1} (epoch {epoch + 1}): the loss is {logged}; "
+                    "stopped before writing a model. Look for NaN / inf labels or features, or lower train.lr"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:
@@ -200,20 +221,8 @@ def _fit(
                 bar.update(task, val=val)
                 if t.keep_best and math.isfinite(val) and val > state.best_val:
                     state.best_val, state.best_state = val, trainable_state(model)
-            if ckpt is not None and t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
+            if ckpt is not None and step % (t.checkpoint_every or per_epoch) == 0 and step < total:
                 ckpt.save(model, opt, sched, state.scalars(running=per_epoch), state.best_state)
-
-
-def _write_model(
-    config: TrainConfig, model: QualityModel, out_dir: str | Path, n_images: int, history: list[dict[str, float]]
-) -> Path:
-    """The model folder: card + weights, and beside them the config and the validation history."""
-    card = model.card or model_card(config)
-    extra = {"trained_on": f"{config.data.dataset} ({n_images} images)"}
-    folder = save_model_folder(model, out_dir, ModelCard.from_dict({**card.to_dict(), "name": config.name}), extra)
-    (folder / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    (folder / "history.json").write_text(json.dumps(history, indent=1))
-    return folder
 
 
 def _optimizer(model: QualityModel, config: TrainConfig) -> torch.optim.Optimizer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard
 from agiqa.models.registry import build_model_from_card, resolve_card
 from agiqa.train.augment import stable_preference_views
-from agiqa.train.config import TrainConfig
+from agiqa.train.config import ConfigError, TrainConfig
 from agiqa.train.features import FeatureBank
 from agiqa.train.table import ImageTable, image_table
 
@@ -53,7 +54,9 @@ def prepare(config: TrainConfig, dataset: Dataset | None = None) -> TrainSetup:
     t = config.train
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
+    model_card(config)  # a wrong model section is reported before the data is read
     dataset = dataset if dataset is not None else load_training_data(config)
+    require_images(dataset, config)
     model = build_model(config)
     cached = apply_freeze(model, config)
     table = image_table(dataset)
@@ -71,10 +74,14 @@ def model_card(config: TrainConfig) -> ModelCard:
     """
     spec: dict[str, Any] = {"card": config.model} if isinstance(config.model, str) else dict(config.model)
     if "card" in spec:
-        base = resolve_card(spec.pop("card")).to_dict()
+        try:
+            base = resolve_card(spec.pop("card")).to_dict()
+        except (KeyError, FileNotFoundError) as err:
+            raise ConfigError(f"{config.source}: model: {err.args[0]}") from None
         merged = {key: {**base.get(key, {}), **spec.get(key, {})} for key in ("method_args", "encoder_args")}
         spec = {**base, **spec, **merged}
         spec["weights"] = None
+        spec["reference"] = None  # the base's reference describes the base's scores, not the new model's
     spec.pop("name", None)
     try:
         return ModelCard.from_dict({"name": config.name, **spec}, source=f"{config.source} (model)")
@@ -112,14 +119,46 @@ def apply_freeze(model: QualityModel, config: TrainConfig) -> bool:
     return cached
 
 
+def require_images(dataset: Dataset, config: TrainConfig) -> None:
+    """Check that the dataset's image files are where its labels say, before any encoding starts.
+
+    Raises:
+        DatasetError: Some are missing; the message names ``data.root`` and how to check the folder.
+    """
+    from agiqa.data import DatasetError
+
+    files = {s.image for s in dataset.samples} | {i for p in dataset.pairs for i in (p.image_a, p.image_b)}
+    paths = sorted(f for f in files if isinstance(f, str))
+    missing = [f for f in paths if not Path(f).is_file()]
+    if missing:
+        raise DatasetError(
+            f"{config.source}: {len(missing)} of the {len(paths)} images of {dataset.name} are not where its labels "
+            f"say (first: {missing[0]}); is data.root ({dataset.root}) the folder the dataset was unpacked to? "
+            f"Check it with `agiqa datasets validate {dataset.name} --root {dataset.root}`"
+        )
+
+
 def load_training_data(config: TrainConfig) -> Dataset:
-    """Read the dataset named by ``config.data`` (first ``limit`` samples when set)."""
+    """Read the dataset named by ``config.data`` (first ``limit`` samples when set).
+
+    Raises:
+        ConfigError: ``data.dataset`` is not a registered reader, or ``data.splits`` does not exist.
+        FileNotFoundError, DatasetError: The dataset cannot be read from ``data.root``.
+    """
     from agiqa.data import load_dataset
 
     d = config.data
     if not d.root:
         raise ValueError(f"{config.source}: data.root is empty; set it to the folder the dataset was unpacked to")
-    dataset = load_dataset(d.dataset, d.root)
+    if d.splits and not Path(d.splits).is_file():
+        raise ConfigError(
+            f"{config.source}: data.splits: {d.splits} does not exist; give a split file written by `agiqa splits "
+            "make`, or leave data.splits out to train on every image"
+        )
+    try:
+        dataset = load_dataset(d.dataset, d.root)
+    except KeyError as err:
+        raise ConfigError(f"{config.source}: data.dataset: {err.args[0]}") from None
     if d.limit is not None:
         dataset.samples = dataset.samples[: d.limit]
         keep = {s.image_id for s in dataset.samples}

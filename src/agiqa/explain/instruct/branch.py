@@ -313,7 +313,9 @@ def load_instructblip(folder: str | Path) -> tuple[nn.Module, InstructBlipInstru
         raise FileNotFoundError(f"{folder}: not an InstructBLIP folder (no config.json)")
     if not (folder / "qformer_tokenizer").is_dir():
         raise FileNotFoundError(f"{folder}: no qformer_tokenizer/ folder; save the InstructBlipProcessor there")
-    blip = InstructBlipForConditionalGeneration.from_pretrained(str(folder), local_files_only=True)
+    blip = InstructBlipForConditionalGeneration.from_pretrained(
+        str(folder), local_files_only=True, use_safetensors=True
+    )
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     qtok = AutoTokenizer.from_pretrained(str(folder / "qformer_tokenizer"), local_files_only=True)
     vision = blip.vision_model.eval().requires_grad_(False)
