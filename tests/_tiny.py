@@ -14,7 +14,11 @@ from agiqa.encoders.base import DualEncoder, EncoderOutput
 
 
 class TinyDualEncoder(DualEncoder):
-    """16x16 RGB -> 4x4 grid of 24-d tokens; words hashed to 64 buckets -> 20-d tokens; 16-d joint space."""
+    """16x16 RGB -> 4x4 grid of 24-d tokens; words hashed to 64 buckets -> 20-d tokens; 16-d joint space.
+
+    Like the lite encoder it has a concept vocabulary (8 concepts: image probabilities and text summaries), so
+    cards with TSP-MGS's ``concept_match`` build over it.
+    """
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
@@ -31,6 +35,8 @@ class TinyDualEncoder(DualEncoder):
         self.text_block = nn.Sequential(nn.LayerNorm(20), nn.Linear(20, 20), nn.GELU())
         self.image_projection = nn.Linear(24, 16)
         self.text_projection = nn.Linear(20, 16)
+        self.concept_head = nn.Linear(24, 8)
+        self.register_buffer("concept_names", nn.functional.normalize(torch.randn(8, 20), dim=-1))
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         array = np.asarray(image.convert("RGB").resize((16, 16)), dtype=np.float32) / 255.0
@@ -39,7 +45,11 @@ class TinyDualEncoder(DualEncoder):
     def encode_image(self, pixel_values: torch.Tensor) -> EncoderOutput:
         tokens = self.image_block(self.patchify(pixel_values).flatten(2).transpose(1, 2))
         summary = tokens.mean(dim=1)
-        return EncoderOutput(tokens=tokens, pooled=self.image_projection(summary), summary=summary)
+        concepts = self.concept_head(summary).softmax(dim=-1)
+        return EncoderOutput(tokens=tokens, pooled=self.image_projection(summary), summary=summary, concepts=concepts)
+
+    def concept_text(self) -> torch.Tensor:
+        return self.concept_names
 
     def encode_text(self, texts: Sequence[str]) -> EncoderOutput:
         ids = [
