@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 import _ddp_train
 import _train_tiny as tiny
 from agiqa.train import train
-from agiqa.train.checkpoint import trainable_state
+from agiqa.train.checkpoint import Checkpoint, trainable_state
 from agiqa.train.distributed import Distributed
 
 TESTS = Path(__file__).resolve().parent
@@ -76,7 +76,7 @@ def test_two_processes_match_one_and_resume(tmp_path: Path, single) -> None:
     assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in single.history], abs=ATOL)
 
     crashed = _torchrun(tmp_path, tmp_path / "resumed", crash=True)  # rank 0 dies after its checkpoint at step 3
-    assert crashed.returncode != 0 and (tmp_path / "resumed" / "checkpoint" / "state.json").is_file()
+    assert crashed.returncode != 0 and Checkpoint(tmp_path / "resumed").exists()
     assert not (tmp_path / "resumed" / "model.safetensors").exists()
     resumed = _torchrun(tmp_path, tmp_path / "resumed", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
