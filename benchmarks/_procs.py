@@ -22,9 +22,7 @@ SHARED = Path(os.environ.get("AGIQA_SHARED_DATA", ROOT.parent / "shared" / "data
 def agiqa(*args: object, env: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen:
     """``agiqa ARGS`` as a subprocess of this Python (its own session, so it can be killed with its workers)."""
     code = "import sys; from agiqa.cli import main; sys.argv = ['agiqa', *sys.argv[1:]]; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args)], env=env, start_new_session=True, **popen
-    )
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env, start_new_session=True, **popen)
 
 
 def _status_kb(pid: int, field: str) -> int:

@@ -34,8 +34,19 @@ from agiqa.api import load_config
 
 
 def _train(config: Path, out: Path, *extra: str) -> subprocess.Popen:
-    return agiqa("train", config, "--out", out, "--threads", "1", *extra, stdout=subprocess.PIPE,
-                 stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+    return agiqa(
+        "train",
+        config,
+        "--out",
+        out,
+        "--threads",
+        "1",
+        *extra,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def _finish(proc: subprocess.Popen, what: str) -> float:
@@ -107,22 +118,24 @@ def main() -> None:
 
 
 def _markdown(r: dict[str, Any]) -> str:
-    return "\n".join([
-        "# `agiqa train` killed with SIGKILL, then `--resume`",
-        "",
-        conditions(r),
-        f"Config `{r['config']}`, images: {r['images']}, {r['steps']} steps, `--threads 1`, same seed.",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        f"| killed after the checkpoint of step | {r['killed_at_checkpoint_step']} |",
-        f"| model folder written before the kill | {r['model_written_before_kill']} |",
-        f"| uninterrupted run / resumed part | {r['uninterrupted_seconds']} s / {r['resumed_seconds']} s |",
-        f"| largest weight difference, resumed vs uninterrupted | {r['max_abs_weight_difference']} |",
-        f"| model.safetensors byte-identical | {r['weights_byte_identical']} |",
-        f"| validation histories equal | {r['histories_equal']} |",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# `agiqa train` killed with SIGKILL, then `--resume`",
+            "",
+            conditions(r),
+            f"Config `{r['config']}`, images: {r['images']}, {r['steps']} steps, `--threads 1`, same seed.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| killed after the checkpoint of step | {r['killed_at_checkpoint_step']} |",
+            f"| model folder written before the kill | {r['model_written_before_kill']} |",
+            f"| uninterrupted run / resumed part | {r['uninterrupted_seconds']} s / {r['resumed_seconds']} s |",
+            f"| largest weight difference, resumed vs uninterrupted | {r['max_abs_weight_difference']} |",
+            f"| model.safetensors byte-identical | {r['weights_byte_identical']} |",
+            f"| validation histories equal | {r['histories_equal']} |",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,12 @@ async def _one(client: httpx.AsyncClient, url: str, images: list[bytes], prompt:
             await asyncio.sleep(min(float(response.headers.get("Retry-After", 1)), 10.0))
             continue
         ok = response.status_code == 200
-        return {"ok": ok, "why": "" if ok else str(response.status_code), "seconds": time.perf_counter() - start,
-                "retries": retries}
+        return {
+            "ok": ok,
+            "why": "" if ok else str(response.status_code),
+            "seconds": time.perf_counter() - start,
+            "retries": retries,
+        }
 
 
 async def _level(url: str, clients: int, requests: int, per_request: int, pool: list[bytes]) -> dict[str, Any]:
@@ -128,18 +132,37 @@ def _raw(port: int, head: bytes, body_chunks: int = 0) -> int:
 def _hostile(url: str, port: int, pid: int) -> list[dict[str, Any]]:
     form = "multipart/form-data; boundary=b"
     cases: list[tuple[str, Any]] = [
-        ("declared 10 GB upload", lambda: _raw(port, f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: {form}\r\n"
-                                              "Content-Length: 10000000000\r\n\r\n".encode())),
-        ("chunked upload past the limit", lambda: _raw(port, f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: {form}"
-                                                      "\r\nTransfer-Encoding: chunked\r\n\r\n".encode(), 2000)),
+        (
+            "declared 10 GB upload",
+            lambda: _raw(
+                port,
+                f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: {form}\r\n"
+                "Content-Length: 10000000000\r\n\r\n".encode(),
+            ),
+        ),
+        (
+            "chunked upload past the limit",
+            lambda: _raw(
+                port,
+                f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: {form}"
+                "\r\nTransfer-Encoding: chunked\r\n\r\n".encode(),
+                2000,
+            ),
+        ),
         ("12000x1 PNG", lambda: _post(url, [_png(12000, 1)])),
         ("40000x1 PNG", lambda: _post(url, [_png(40000, 1)])),
         ("9400x9400 PNG (above the pixel limit)", lambda: _post(url, [_png(9400, 9400)])),
         ("16 PNGs of 4096x4096 (under the limit)", lambda: _post(url, [_png(4096, 4096)] * 16)),
         ("1 MB prompt", lambda: _post(url, [_png(64, 64)], "x" * 1_000_000)),
         ("invalid UTF-8 prompt", lambda: _post(url, [_png(64, 64)], b"caf\xe9")),
-        ("malformed multipart", lambda: httpx.post(f"{url}/score", content=b"--b\r\nnonsense",
-                                                   headers={"Content-Type": form}, timeout=60).status_code),
+        (
+            "malformed multipart",
+            lambda: (
+                httpx.post(
+                    f"{url}/score", content=b"--b\r\nnonsense", headers={"Content-Type": form}, timeout=60
+                ).status_code
+            ),
+        ),
         ("65 images", lambda: _post(url, [_png(8, 8)] * 65)),
     ]
     out = []
@@ -149,8 +172,14 @@ def _hostile(url: str, port: int, pid: int) -> list[dict[str, Any]]:
             status = send()
         except httpx.HTTPError as err:
             status = type(err).__name__
-        out.append({"case": name, "status": status, "seconds": round(time.perf_counter() - start, 2),
-                    "rss_after_mb": round(rss_mb(pid), 1)})
+        out.append(
+            {
+                "case": name,
+                "status": status,
+                "seconds": round(time.perf_counter() - start, 2),
+                "rss_after_mb": round(rss_mb(pid), 1),
+            }
+        )
     return out
 
 

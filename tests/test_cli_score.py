@@ -229,6 +229,8 @@ def test_threads_and_runtime_options(model_dir: Path, images: Path, tmp_path: Pa
         assert code == 2, output
     finally:
         torch.set_num_threads(before)
+
+
 def test_argument_problems_are_found_before_the_model_loads(
     model_dir: Path, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

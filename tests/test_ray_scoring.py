@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ def _jpeg(seed: int) -> bytes:
 
 def _run(*args: object) -> tuple[int, str]:
     result = CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
+    if result.exc_info is not None and not isinstance(result.exception, SystemExit):  # what broke, in the report
+        return result.exit_code, result.output + "".join(traceback.format_exception(*result.exc_info))
     return result.exit_code, result.output
 
 
@@ -107,3 +110,25 @@ def test_real_agiqa3k_table_through_ray_matches_local(agiqa3k_root: Path, tmp_pa
         np.testing.assert_allclose(got[dim].to_numpy()[sample], local.scores[dim], rtol=1e-6, atol=1e-6)
     code, output = _run(*args, "--chunk-size", "80")
     assert code == 0 and "into 0 new shard(s)" in output, output
+
+
+def test_fsspec_http_import_settles_the_same_way_in_every_thread() -> None:
+    """Ray's threaded file listing treats only ModuleNotFoundError as 'no HTTP filesystem'; a plain ImportError
+    (a thread meeting the module half-imported) failed whole reads before ``_settle_fsspec_http``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agiqa.pipeline.ray_data import _settle_fsspec_http
+
+    def attempt(_: int) -> str:
+        try:
+            from fsspec.implementations.http import HTTPFileSystem  # noqa: F401
+        except ModuleNotFoundError:
+            return "absent"
+        except ImportError as err:  # what broke Ray's listing
+            return f"broken: {err}"
+        return "present"
+
+    _settle_fsspec_http()
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = set(pool.map(attempt, range(64)))
+    assert len(outcomes) == 1 and outcomes <= {"absent", "present"}, outcomes

@@ -76,7 +76,7 @@ def test_a_declared_large_body_is_refused_before_it_is_sent(scorer: Scorer) -> N
 
 
 def test_a_chunked_body_is_cut_off_at_the_limit(scorer: Scorer) -> None:
-    part = b"--b\r\nContent-Disposition: form-data; name=\"images\"; filename=\"a.png\"\r\n\r\n"
+    part = b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n'
     with serving(create_app(scorer, LIMITS)) as url, _connect(url) as sock:
         sock.sendall(
             b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
@@ -112,9 +112,9 @@ def test_prompt_length_is_checked_per_field(client: TestClient) -> None:
 
 def _raw_form(prompt: bytes) -> tuple[bytes, dict]:
     body = (
-        b"--b\r\nContent-Disposition: form-data; name=\"images\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
         + _png()
-        + b"\r\n--b\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n"
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'
         + prompt
         + b"\r\n--b--\r\n"
     )
@@ -176,7 +176,13 @@ def test_serve_options_arrive_in_their_units(monkeypatch: pytest.MonkeyPatch, tm
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert seen["options"] == ServeOptions(
-        max_body_bytes=int(2.5 * 2**20), max_images=5, max_prompt_chars=99, queue_size=4, timeout_s=7.0,
-        batch_wait_ms=3.0, batch_size=8, max_pixels=1000,
+        max_body_bytes=int(2.5 * 2**20),
+        max_images=5,
+        max_prompt_chars=99,
+        queue_size=4,
+        timeout_s=7.0,
+        batch_wait_ms=3.0,
+        batch_size=8,
+        max_pixels=1000,
     )
     assert seen["port"] == 9 and seen["gallery"] == tmp_path

@@ -51,9 +51,7 @@ def models(
         about = r["description"].split(". ")[0].strip()
         name = f"{r['name']}\n[dim]{about}[/dim]" if about else r["name"]
         state = f"[{STATE_STYLE.get(r['state'], 'default')}]{r['state']}[/]"
-        tbl.add_row(
-            name, state, dims, enc, head, r["trained_on"] or "-", metrics or "-", _reference(r["reference"])
-        )
+        tbl.add_row(name, state, dims, enc, head, r["trained_on"] or "-", metrics or "-", _reference(r["reference"]))
     Console().print(tbl)
     untrained = sum(r["state"] == "untrained" for r in rows)
     if untrained:

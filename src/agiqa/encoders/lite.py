@@ -57,7 +57,7 @@ IMAGENET_CLASSES = Path(__file__).with_name("imagenet_classes.txt")
 
 
 def imagenet_class_prompts() -> list[str]:
-    """"a photo of a {name}." for each of the 1,000 ImageNet classes, in class order."""
+    """ "a photo of a {name}." for each of the 1,000 ImageNet classes, in class order."""
     return [f"a photo of a {name}." for name in IMAGENET_CLASSES.read_text().splitlines()]
 
 

@@ -15,6 +15,7 @@ Ray connects to ``$RAY_ADDRESS`` when it is set (a cluster) and otherwise starts
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -208,8 +209,28 @@ def _source_dataset(
     if not files:
         raise FileNotFoundError(f"{folder}: no *.parquet shards (give a folder of parquet files or an item table)")
     todo = {str(f.resolve()): (out / f.name, _parquet_rows(f)) for f in files if not (out / f.name).is_file()}
+    _settle_fsspec_http()
     ds = ray.data.read_parquet(list(todo), include_paths=True).rename_columns({"path": SHARD}) if todo else None
     return ds, {_ray_path(k): v for k, v in todo.items()}, root if root is not None else folder
+
+
+def _settle_fsspec_http() -> None:
+    """Import fsspec's HTTP filesystem once, here, so Ray's threaded file listing does not race on it.
+
+    Ray Data asks ``from fsspec.implementations.http import HTTPFileSystem`` in each of its listing threads and
+    treats only ``ModuleNotFoundError`` as "absent". Without ``aiohttp`` that import fails; a thread that meets the
+    module half-imported by another gets a plain ``ImportError`` and the whole read fails, now and then. A failed
+    import recorded as ``None`` in ``sys.modules`` fails the same way (``ModuleNotFoundError``) in every thread.
+    """
+    import sys
+
+    name = "fsspec.implementations.http"
+    if name in sys.modules:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        sys.modules[name] = None  # type: ignore[assignment]
 
 
 def _parquet_rows(path: Path) -> int:

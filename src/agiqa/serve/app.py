@@ -63,9 +63,7 @@ SCORE_FORM = {
 }
 
 
-def create_app(
-    scorer: Scorer, options: ServeOptions | None = None, gallery_dir: str | Path | None = None
-) -> FastAPI:
+def create_app(scorer: Scorer, options: ServeOptions | None = None, gallery_dir: str | Path | None = None) -> FastAPI:
     """The app serving ``scorer`` within ``options``.
 
     Args:
@@ -132,9 +130,7 @@ def create_app(
             return records
         return JSONResponse(_body(scorer, dimensions, form, records, options.echo_prompt_chars))
 
-    app.include_router(
-        page_router(scorer, gallery_dir, options.max_image_bytes, options.max_prompt_chars, queue=queue)
-    )
+    app.include_router(page_router(scorer, gallery_dir, options.max_image_bytes, options.max_prompt_chars, queue=queue))
     return app
 
 
@@ -175,9 +171,7 @@ def _busy(retry_after: int, why: str) -> JSONResponse:
     )
 
 
-def _body(
-    scorer: Scorer, dimensions: list[dict], form: ScoreForm, records: list[dict], echo: int
-) -> dict[str, Any]:
+def _body(scorer: Scorer, dimensions: list[dict], form: ScoreForm, records: list[dict], echo: int) -> dict[str, Any]:
     for k, (upload, record) in enumerate(zip(form.images, records, strict=True)):
         record["image"] = upload.filename or f"image {k}"
         if len(record["prompt"]) > echo:

@@ -45,8 +45,11 @@ class _StrictParser(MultiPartParser):
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self._current_part
         if part.file is None and len(part.data) + end - start > self.max_part_size:
-            raise _Refused(422, f"form field {part.field_name!r} is longer than {self.options.max_prompt_chars} "
-                           "characters (--max-prompt-chars)")
+            raise _Refused(
+                422,
+                f"form field {part.field_name!r} is longer than {self.options.max_prompt_chars} "
+                "characters (--max-prompt-chars)",
+            )
         super().on_part_data(data, start, end)
 
     def on_part_end(self) -> None:
@@ -55,8 +58,10 @@ class _StrictParser(MultiPartParser):
             try:
                 bytes(part.data).decode(self._charset or "utf-8")
             except (UnicodeDecodeError, LookupError) as err:
-                raise _Refused(422, f"form field {part.field_name!r} is not valid {self._charset} text ({err}); "
-                               "send prompts as UTF-8") from None
+                raise _Refused(
+                    422,
+                    f"form field {part.field_name!r} is not valid {self._charset} text ({err}); send prompts as UTF-8",
+                ) from None
         super().on_part_end()
 
 

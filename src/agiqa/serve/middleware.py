@@ -53,8 +53,12 @@ class BodyLimit:
                 await _json(send, 400, f"Content-Length {declared.decode('latin-1')!r} is not a number")
                 return
             if size > self.max_bytes:
-                await _json(send, 413, f"request body of {size} bytes is larger than the limit of {self.max_bytes} "
-                            "bytes; send fewer or smaller images (--max-body-mb)")
+                await _json(
+                    send,
+                    413,
+                    f"request body of {size} bytes is larger than the limit of {self.max_bytes} "
+                    "bytes; send fewer or smaller images (--max-body-mb)",
+                )
                 return
         received = 0
 
@@ -98,7 +102,13 @@ class AccessLog:
             extra += f" wait={state['wait']:.3f}s" if "wait" in state else ""
             log.info(
                 "%s:%s %s %s %d%s %.3fs",
-                client[0], client[1], scope["method"], scope["path"], status[0], extra, time.perf_counter() - start,
+                client[0],
+                client[1],
+                scope["method"],
+                scope["path"],
+                status[0],
+                extra,
+                time.perf_counter() - start,
             )
 
 

@@ -220,8 +220,9 @@ class ScoringQueue:
             payloads = [_read(upload, limit) for job in batch for upload in job.uploads]
             texts = [p for job in batch for p in job.prompts]
             start = time.perf_counter()
-            records = self.scorer.score([b"" if p is None else p for p in payloads], texts,
-                                        batch_size=self.options.batch_size).to_records()
+            records = self.scorer.score(
+                [b"" if p is None else p for p in payloads], texts, batch_size=self.options.batch_size
+            ).to_records()
             seconds = (time.perf_counter() - start) / max(1, len(payloads))
             self._seconds_per_image = 0.8 * self._seconds_per_image + 0.2 * seconds
             for record, payload in zip(records, payloads, strict=True):

@@ -126,4 +126,3 @@ class Distributed:
         if self.active and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
-
