@@ -72,6 +72,8 @@ def run(folder: Path, out: Path, n: int, extra: list[str], stop_after: float | N
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        # a shell's background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first = partial = None
     timeline: list[tuple[float, float]] = []  # (seconds, PSS MiB) every 30 s: flat memory shows here

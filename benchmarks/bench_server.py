@@ -30,6 +30,7 @@ import select
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -208,10 +209,13 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     command = ["serve", "--host", "127.0.0.1", "--port", port, *args.serve_args.split()]
     command += ["--model", args.model] if args.model else []
-    server = agiqa(*command, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # the server logs a line per request: to a file, since a pipe nobody reads fills up and blocks the server
+    log = Path(tempfile.mkstemp(prefix="agiqa-serve-", suffix=".log")[1])
+    with log.open("w") as sink:
+        server = agiqa(*command, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=sink)
     result: dict[str, Any] = {"context": context(), "serve_command": ["agiqa", *map(str, command)], "levels": []}
     try:
-        wait_for(lambda: _alive(url, server), 300, "the server to start")
+        wait_for(lambda: _alive(url, server, log), 300, "the server to start")
         pool = _images(64)
         result["rss_start_mb"] = round(rss_mb(server.pid), 1)
         for clients in levels:
@@ -231,6 +235,8 @@ def main() -> None:
         result["health"] = httpx.get(f"{url}/health", timeout=10).json()["queue"]
     finally:
         stop(server)
+        result["server_log_lines"] = sum(1 for _ in log.open())
+        log.unlink()
     result["quick"] = args.quick
     paths = write_results(args.name, result, _markdown)
     print("wrote", *paths)
@@ -246,9 +252,9 @@ def _memory_run(url: str, pid: int, requests: int, pool: list[bytes]) -> dict[st
     return memory
 
 
-def _alive(url: str, server: subprocess.Popen) -> bool:
+def _alive(url: str, server: subprocess.Popen, log: Path) -> bool:
     if server.poll() is not None:
-        raise RuntimeError(f"agiqa serve exited: {server.stderr.read()[-2000:]}")
+        raise RuntimeError(f"agiqa serve exited: {log.read_text()[-2000:]}")
     try:
         return httpx.get(f"{url}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
