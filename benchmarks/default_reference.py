@@ -26,6 +26,7 @@ import json
 from pathlib import Path
 
 import yaml
+from bench_generators import default_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = REPO / "src" / "agiqa" / "model_configs" / "agiqa-lite.yaml"
@@ -60,12 +61,10 @@ def in_sample_scores(scorer, samples, work: Path):
     return scores
 
 
-def default_recipe(api) -> str:
-    """The shipped training config whose ``name`` is the default model's."""
-    found = [n for n in api.shipped_configs() if api.load_config(n).name == api.DEFAULT_MODEL]
-    if len(found) != 1:
-        raise SystemExit(f"expected one shipped config named {api.DEFAULT_MODEL}, found {found}")
-    return found[0]
+def _deciles(values) -> str:
+    import numpy as np
+
+    return " / ".join(f"{x:.2f}" for x in np.quantile(values, [0.1, 0.5, 0.9]))
 
 
 def write_comparison(dataset, in_sample, oof, dims: list[str], folds: int, recipe: str) -> None:
@@ -87,9 +86,9 @@ def write_comparison(dataset, in_sample, oof, dims: list[str], folds: int, recip
     for d in dims:
         truth = np.array([mos[i].get(d, np.nan) for i in oof["image"]], dtype=float)
         ins, out = in_sample[d].astype(float).to_numpy(), oof[d].astype(float).to_numpy()
-        q = lambda v: " / ".join(f"{x:.2f}" for x in np.quantile(v, [0.1, 0.5, 0.9]))  # noqa: E731
         lines.append(
-            f"| {d} | {np.nanmean(truth):.3f} | {ins.mean():.3f} | {out.mean():.3f} | {q(ins)} | {q(out)} "
+            f"| {d} | {np.nanmean(truth):.3f} | {ins.mean():.3f} | {out.mean():.3f} "
+            f"| {_deciles(ins)} | {_deciles(out)} "
             f"| p{100 * (ins < np.median(out)).mean():.0f} |"
         )
     lines += ["", "The shipped card's `reference` is the out-of-fold one.", ""]
@@ -123,7 +122,7 @@ def main() -> None:
     if args.out_of_fold:
         if args.limit:
             raise SystemExit("--limit and --out-of-fold do not go together (the folds need every prompt)")
-        recipe = default_recipe(api)
+        recipe = default_recipe()
         config = api.load_config(recipe, data={"root": str(args.root)}, train={"progress": False})
         oof = api.cross_val_predict(config, dataset, n_folds=args.out_of_fold, progress=True)
         oof.to_csv(args.work / f"out_of_fold_{args.out_of_fold}.csv", index=False)
