@@ -107,6 +107,62 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(gated: GatedScorer) -
         assert _health(url)["rejected"] == 1 and gated.calls == [["A"], ["B"]]
 
 
+def _raw_upload(url: str, body_bytes: int, chunk: int = 64 * 1024) -> tuple[bytes, bool]:
+    """POST a multipart body of about ``body_bytes`` over a raw socket, in chunks with pauses (a slow client still
+    sending when the server answers); returns what came back and whether the server then closed the connection."""
+    host, port = urlparse(url).hostname, urlparse(url).port
+    boundary = "agiqa-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nC\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="big.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    body = head + bytes(body_bytes) + f"\r\n--{boundary}--\r\n".encode()
+    request = (
+        f"POST /score HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(request)
+        for start in range(0, len(body), chunk):
+            sock.sendall(body[start : start + chunk])
+            time.sleep(0.005)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _length(answer):
+            data = sock.recv(65536)
+            assert data, f"the server closed the connection before its answer was complete: {answer!r}"
+            answer += data
+        sock.settimeout(5)
+        closed = sock.recv(1) == b""
+    return answer, closed
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 1 << 30
+
+
+def test_a_full_queue_answers_a_client_still_uploading_and_closes_the_connection(gated: GatedScorer) -> None:
+    """The 64-client benchmark lost one request to a read error: a 503 on a kept-alive connection sends the retry
+    onto a socket the server's keep-alive timer may be closing. The 503 closes the connection, and it reaches a client
+    that is still uploading (the rest of the body is read and dropped first: closing with unread data resets)."""
+    app = create_app(gated, ServeOptions(queue_size=1))
+    with serving(app) as url, ThreadPoolExecutor(4) as pool:
+        first = _busy(url, gated, pool)
+        (second,) = _queue_in_order(url, ["B"], pool)
+        answer, closed = _raw_upload(url, 2 * 2**20)
+        head = answer.split(b"\r\n\r\n", 1)[0].lower()
+        assert head.startswith(b"http/1.1 503") and b"retry-after:" in head, answer[:300]
+        assert b"connection: close" in head and closed, head
+        assert _health(url)["queued"] == 1, "the refused upload must not take a place"
+        gated.gate.set()
+        assert first.result().status_code == second.result().status_code == 200
+        assert gated.calls == [["A"], ["B"]]
+
+
 def test_a_request_waiting_past_the_timeout_gets_503_and_is_never_scored(gated: GatedScorer) -> None:
     with serving(create_app(gated, ServeOptions(timeout_s=0.5))) as url, ThreadPoolExecutor(4) as pool:
         first = _busy(url, gated, pool)

@@ -40,7 +40,7 @@ from agiqa.serve.form import ScoreForm, read_score_form
 from agiqa.serve.middleware import AccessLog, BodyLimit
 from agiqa.serve.options import ServeOptions
 from agiqa.serve.page import page_router
-from agiqa.serve.queue import Job, QueueFull, ScoringQueue
+from agiqa.serve.queue import Job, QueueFull, ScoringQueue, busy_headers
 
 CLIENT_GONE = 499  # nginx's code for "client closed the request"; only the log sees it
 SCORE_FORM = {
@@ -113,6 +113,7 @@ def create_app(scorer: Scorer, options: ServeOptions | None = None, gallery_dir:
         try:
             queue.reserve()
         except QueueFull as full:
+            await _drain(request, options.timeout_s)
             return _busy(full.retry_after, "the scoring queue is full")
         try:
             form = await asyncio.wait_for(read_score_form(request, options), options.timeout_s)
@@ -165,9 +166,24 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+async def _drain(request: Request, timeout: float) -> None:
+    """Reads the rest of a refused request's body and drops it, chunk by chunk (``BodyLimit`` bounds it).
+
+    The refusal closes the connection; closing a socket with unread data resets it, and a client still sending its
+    upload would then get a connection error instead of the 503.
+    """
+    with contextlib.suppress(ClientDisconnect, asyncio.TimeoutError, HTTPException):
+        await asyncio.wait_for(_discard(request), timeout)
+
+
+async def _discard(request: Request) -> None:
+    async for _ in request.stream():
+        pass
+
+
 def _busy(retry_after: int, why: str) -> JSONResponse:
     return JSONResponse(
-        {"detail": f"{why}; retry after {retry_after} s"}, status_code=503, headers={"Retry-After": str(retry_after)}
+        {"detail": f"{why}; retry after {retry_after} s"}, status_code=503, headers=busy_headers(retry_after)
     )
 
 

@@ -18,7 +18,8 @@ class ServeOptions:
         max_images: Most images in one request (``--max-images``); more is a 413.
         max_prompt_chars: Longest prompt, in characters (``--max-prompt-chars``); longer is a 422.
         queue_size: Most requests waiting to be scored, uploads in progress included (``--queue-size``); one more
-            is answered 503 with ``Retry-After`` at once, before its body is read.
+            is answered 503 with ``Retry-After`` and ``Connection: close`` without holding its body (it is read and
+            dropped, so that the client gets the answer).
         timeout_s: Longest a request may take to upload (else 408) and then wait in the queue (else 503 with
             ``Retry-After``) (``--timeout``); once its batch is being scored it is answered when that ends.
         batch_wait_ms: How long the scoring worker waits for more requests to batch with the first one

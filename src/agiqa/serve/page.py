@@ -178,9 +178,7 @@ def _run(work: Callable[[], Any], queue: ScoringQueue | None, lock: threading.Lo
     try:
         future = queue.call(work)
     except QueueFull as full:
-        raise HTTPException(
-            503, f"the scoring queue is full; retry after {full.retry_after} s", {"Retry-After": str(full.retry_after)}
-        ) from None
+        raise HTTPException(503, f"the scoring queue is full; retry after {full.retry_after} s", full.headers) from None
     return future.result()
 
 

@@ -41,6 +41,19 @@ class QueueFull(Exception):
         super().__init__(f"the scoring queue is full; retry after {retry_after} s")
         self.retry_after = retry_after
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return busy_headers(self.retry_after)
+
+
+def busy_headers(retry_after: int) -> dict[str, str]:
+    """Headers of a 503: ``Retry-After``, and ``Connection: close`` so that the client retries on a new connection.
+
+    A client that kept the connection would send its retry on a socket idle for about ``Retry-After`` seconds, which
+    the server's keep-alive timer may be closing at that moment: the request is lost with a read error.
+    """
+    return {"Retry-After": str(retry_after), "Connection": "close"}
+
 
 @dataclass(eq=False)
 class Job:
