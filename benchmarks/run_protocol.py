@@ -201,6 +201,8 @@ def summary() -> None:
             row["alignment lower under another prompt"] = f"{100 * shuffled['alignment_share_lower']:.0f}% (split 0)"
         else:
             row["alignment lower under another prompt"] = "n/a"
+        seen = cells.get(("alignment", "prompt_swap_share_seen"))
+        row["same, training prompts"] = "–" if seen is None else f"{100 * seen[0]:.1f}%"
         rows.append(row)
     if not rows:
         print("no protocol_*-agiqa3k.json results yet", file=sys.stderr)
@@ -215,6 +217,8 @@ def summary() -> None:
         "of one split (features cached, computed once per method) on the device named in `trained on`.",
         "`alignment lower under another prompt`: share of test images whose alignment score falls when the image",
         "is paired with another test prompt (50% = the score ignores the prompt); mean ± std over the splits.",
+        "`same, training prompts`: the same share on the images trained on, their prompts swapped among themselves",
+        "(high there and low on the test side: the model memorised its training pairs; – : run before this probe).",
         "PrefIQA trains on same-prompt pairs only, so its scores carry a per-prompt offset that cross-prompt SRCC",
         "punishes: read its `pairwise_acc` (same-prompt order) beside its SRCC.",
         "",

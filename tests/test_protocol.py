@@ -53,3 +53,26 @@ def test_mos_pairs_are_same_prompt_and_balanced(data) -> None:
     mos = table.labels["quality"]
     assert all((mos[a] > mos[b]) == (lab == 1.0) for a, b, lab in zip(pairs.a, pairs.b, pairs.label, strict=False))
     assert 0.2 < pairs.label.mean() < 0.8
+
+
+def test_prompt_swap_is_probed_on_new_and_on_seen_prompts(tmp_path: Path, data, monkeypatch) -> None:
+    """``prompt_swap_share`` comes from the test rows, ``prompt_swap_share_seen`` from rows trained on."""
+    import agiqa.train.protocol as protocol
+
+    calls = []
+    real = protocol.shuffled_prompt_check
+
+    def spy(bank, rows, seed=0):
+        out = real(bank, rows, seed)
+        calls.append((set(bank.table.groups[r] for r in rows), out["alignment_share_lower"]))
+        return out
+
+    monkeypatch.setattr(protocol, "shuffled_prompt_check", spy)
+    cfg = tiny.train_config(tmp_path, "tiny-protocol", 0.25, epochs=2, batch_size=8, lr=0.02)
+    splits = make_splits(data, n=1, test_ratio=0.34, seed=0)
+    result = run_protocol(cfg, data, splits, robustness_ratios=(), progress=False)
+    (test_groups, test_share), (seen_groups, seen_share) = calls
+    test_side = {s.group_id for s in data.samples if s.image_id in set(splits[0].test)}
+    assert test_groups == test_side and seen_groups and not seen_groups & test_side
+    alignment = result.per_split[0]["alignment"]
+    assert alignment["prompt_swap_share"] == test_share and alignment["prompt_swap_share_seen"] == seen_share

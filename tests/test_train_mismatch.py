@@ -10,7 +10,7 @@ import torch
 
 import _train_tiny as tiny
 from agiqa.train import train
-from agiqa.train.config import MismatchConfig
+from agiqa.train.config import MismatchConfig, TrainConfig
 from agiqa.train.mismatch import Mismatch, content_words, mismatch_dimensions, prompt_swap_share
 from agiqa.train.setup import prepare
 
@@ -114,6 +114,46 @@ def test_alignment_learns_to_read_the_prompt(tmp_path: Path) -> None:
 
     plain = share(epochs=60)
     with_negatives = share(epochs=60, mismatch={"enabled": True, "margin": 1.0, "per_item": 4, "weight": 5.0})
+    assert with_negatives >= 0.9 and with_negatives > plain + 0.2, (plain, with_negatives)
+
+
+def test_mint_iqa_reads_the_prompt_through_its_q_former(tmp_path: Path) -> None:
+    """MINT-IQA reads the prompt only as text tokens beside the Q-Former's queries (no pooled text, no cosine):
+    the mismatch loss must reach that path (a gradient on ``text_proj``) and teach it the colour task above."""
+    tiny.register()
+    data = tiny.make_dataset(tmp_path / "images", n_prompts=9, per_prompt=6, aligned=True)
+    qformer = {"hidden_size": 32, "num_layers": 1, "num_heads": 4, "num_queries": 4, "cross_attention_frequency": 1}
+    section = {
+        **tiny.tiny_model_section(),
+        "method": "mint-iqa",
+        "method_args": {"refiner": "none", "text_length": 8, "qformer": qformer, "dropout": 0.0},
+    }
+
+    def mint_config(root: Path, **extra: object) -> TrainConfig:
+        cfg = config(root, **extra).to_dict()
+        return TrainConfig.from_dict({**cfg, "model": section})
+
+    setup = prepare(mint_config(tmp_path / "probe"), data)
+    bank, model = setup.bank, setup.model
+    rows = torch.arange(len(setup.table))
+    mismatch = Mismatch(MismatchConfig(enabled=True, margin=10.0), bank, rows.tolist(), ["alignment"], 0)
+    model.train()
+    mismatch.loss(model, rows, model.forward_head(bank.batch(rows)), step=0, pair_loss=None).backward()
+    grad = model.qformer.text_proj.weight.grad
+    assert grad is not None and grad.abs().sum() > 0, "the mismatch loss does not reach MINT-IQA's text tokens"
+
+    asked = [next(c for c in tiny.COLOURS if f" {c} " in p) for p in bank.prompts]
+    rng = np.random.default_rng(0)
+    donors = [rng.choice([p for p in range(len(asked)) if asked[p] != asked[int(bank.prompt_row[r])]]) for r in rows]
+
+    def share(**extra: object) -> float:
+        result = train(mint_config(tmp_path / str(len(extra)), epochs=60, lr=0.003, **extra), dataset=data)
+        model.load_state_dict(result.model.state_dict())
+        own = bank.predict(rows.tolist())["alignment"]
+        return prompt_swap_share(own, bank.predict(rows.tolist(), prompt_rows=donors)["alignment"])
+
+    plain = share()
+    with_negatives = share(mismatch={"enabled": True, "margin": 1.0, "per_item": 4, "weight": 5.0})
     assert with_negatives >= 0.9 and with_negatives > plain + 0.2, (plain, with_negatives)
 
 

@@ -8,7 +8,10 @@ grouped part of it held out for the validation SRCC), predict the test side and 
 * **Table**: mean ± std over splits of SRCC, PLCC (raw and after the logistic mapping), KRCC, RMSE per
   dimension, same-prompt pairwise accuracy from the MOS, and preference accuracy where the labels are pairs.
 * **Probes** (``agiqa.train.probes``): the robustness report on the test images of ``robustness_splits``
-  (default: the first split) and the shuffled-prompt check on the first split.
+  (default: the first split) and, on every split, the shuffled-prompt check: ``prompt_swap_share`` on the test
+  side (new prompts), ``prompt_swap_share_seen`` on the rows trained on (their prompts swapped among themselves).
+  A model that learnt to read the prompt scores both well above 0.5; one that memorised its training pairs only
+  the second.
 """
 
 from __future__ import annotations
@@ -99,10 +102,12 @@ def run_protocol(
         test_rows = [row[x] for x in split.test if x in row]
         scores = split_metrics(bank.prediction_frame(test_rows), test)
         shuffled = shuffled_prompt_check(bank, test_rows, seed=config.train.seed + i)
+        seen = shuffled_prompt_check(bank, fit_rows[0], seed=config.train.seed + i)
         for dim in scores:
             if f"{dim}_share_lower" in shuffled:
                 scores[dim]["prompt_swap_share"] = shuffled[f"{dim}_share_lower"]
                 scores[dim]["prompt_swap_drop"] = shuffled[f"{dim}_drop"]
+                scores[dim]["prompt_swap_share_seen"] = seen[f"{dim}_share_lower"]
         result.per_split.append(scores)
         if i in robustness_splits and robustness_ratios:
             robustness = robustness_table(bank, test_rows, test, robustness_ratios, i)
