@@ -44,7 +44,10 @@ def protocol_metrics(protocol_config: Path, default_config: Path) -> tuple[dict[
     doc = json.loads((RESULTS / f"protocol_{proto.name}.json").read_text())
     metrics = {}
     for row in doc["table"]:
-        if row["metric"] in ("srcc", "plcc", "krcc", "pairwise_acc", "prompt_swap_share") and row["mean"] is not None:
+        if (
+            row["metric"] in ("srcc", "plcc", "krcc", "pairwise_acc", "prompt_swap_share", "prompt_swap_share_seen")
+            and row["mean"] is not None
+        ):
             metrics[f"{row['dimension']}_{row['metric']}"] = round(float(row["mean"]), 4)
     source = (
         f"AGIQA-3K protocol, {doc.get('n_splits', len(doc['per_split']))} grouped 4:1 splits, mean; "
