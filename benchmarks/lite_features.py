@@ -88,6 +88,22 @@ def blocks(feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
+def probe(x: list[np.ndarray], y: np.ndarray, table, splits) -> list[float]:
+    """Test SRCC of a ridge over the feature blocks ``x`` on each split (penalty tuned on a grouped validation part)."""
+    from agiqa.eval import metrics as M
+    from agiqa.train.selection import carve_validation
+
+    scores = []
+    for i, split in enumerate(splits):
+        train = [table.row[k] for k in split.train]
+        test = [table.row[k] for k in split.test]
+        pred = tuned_ridge(x, y, train, test, carve_validation(table, train, 0.1, i))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", M.MetricWarning)
+            scores.append(float(M.srcc(pred, y[test])))
+    return scores
+
+
 ROWS = [  # (dimension, label, [(size, block), ...])
     ("quality", "224 px, final map mean (the `head` pooling)", [(224, "head_mean")]),
     ("quality", "224 px, final map mean + std", [(224, "head_mean"), (224, "head_std")]),
@@ -128,7 +144,6 @@ def main() -> None:
     from agiqa.data.splits import stored_splits
     from agiqa.eval import metrics as M
     from agiqa.train.cache import default_cache_dir
-    from agiqa.train.selection import carve_validation
     from agiqa.train.table import image_table
 
     dataset = load_dataset("agiqa3k", args.root)
@@ -136,7 +151,6 @@ def main() -> None:
     cache = default_cache_dir().parent / "lite_features"
     feats = {size: blocks(encode(table.images, table.prompts, size, cache)) for size in args.sizes}
     splits = stored_splits(dataset, SPLITS, 10)
-    row = table.row
     labels = {"quality": table.labels["quality"], "alignment": table.labels["alignment"]}
     results = []
     with warnings.catch_warnings():
@@ -145,13 +159,7 @@ def main() -> None:
     for dim, label, spec in ROWS:
         if any(size not in feats for size, _ in spec):
             continue
-        x = [feats[size][block] for size, block in spec]
-        scores = []
-        for i, split in enumerate(splits):
-            train = [row[x] for x in split.train]
-            test = [row[x] for x in split.test]
-            pred = tuned_ridge(x, labels[dim], train, test, carve_validation(table, train, 0.1, i))
-            scores.append(float(M.srcc(pred, labels[dim][test])))
+        scores = probe([feats[size][block] for size, block in spec], labels[dim], table, splits)
         results.append({"dimension": dim, "features": label, "srcc_mean": np.mean(scores), "srcc_std": np.std(scores)})
         print(f"{dim:9s} {label:60s} {np.mean(scores):.4f} ± {np.std(scores):.4f}", flush=True)
     lines = [
@@ -199,9 +207,7 @@ def compare_variants(args: argparse.Namespace) -> None:
     """The ``--variants`` run: ridge probe per tower and size, the encode cost of each (see module docstring)."""
     from agiqa.data import load_dataset
     from agiqa.data.splits import stored_splits
-    from agiqa.eval import metrics as M
     from agiqa.train.cache import default_cache_dir
-    from agiqa.train.selection import carve_validation
     from agiqa.train.table import image_table
 
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -215,15 +221,7 @@ def compare_variants(args: argparse.Namespace) -> None:
     labels = {"quality": table.labels["quality"], "alignment": table.labels["alignment"]}
     results = []
     for dim, label, spec in variant_rows(args.variants, args.sizes):
-        x = [feats[(v, size)][block] for v, size, block in spec]
-        scores = []
-        for i, split in enumerate(splits):
-            train = [table.row[x] for x in split.train]
-            test = [table.row[x] for x in split.test]
-            pred = tuned_ridge(x, labels[dim], train, test, carve_validation(table, train, 0.1, i))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", M.MetricWarning)
-                scores.append(float(M.srcc(pred, labels[dim][test])))
+        scores = probe([feats[(v, size)][block] for v, size, block in spec], labels[dim], table, splits)
         results.append({"dimension": dim, "features": label, "srcc_mean": np.mean(scores), "srcc_std": np.std(scores)})
         print(f"{dim:9s} {label:70s} {np.mean(scores):.4f} ± {np.std(scores):.4f}", flush=True)
     n = len(table.images)
