@@ -90,6 +90,21 @@ class QualityModel(nn.Module):
         """Map encoder features to ``{dimension: (B,) scores}``."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward_head")
 
+    def prefit(self, features: dict[str, torch.Tensor], fit: torch.Tensor, groups: Sequence[str]) -> dict:
+        """Fit the parts solved in closed form, before the gradient steps; most methods have none.
+
+        Args:
+            features: Cached features of every row of the run (``FeatureBank.batch`` of all rows).
+            fit: ``(N,)`` bool, the rows to fit on (the training rows).
+            groups: Group (prompt) of every row, for grouped out-of-fold fits.
+
+        Returns:
+            ``{feature: (N, ...)}`` image-side features that stand in for the model's own while the gradient
+            steps run: out-of-fold values on the fitted rows (what a new image would get), the fitted part's
+            output elsewhere. The trainer removes them after training; the model then computes them itself.
+        """
+        return {}
+
     def forward(self, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Scores for a batch: ``{dimension: (B,) tensor}``."""
         return self.forward_head(self.forward_features(pixel_values, prompts))

@@ -7,8 +7,11 @@ Task-specific prompts (sec. 3.2, built in ``agiqa.models.prompts``), ``L`` level
     perception ``adj``  "A photo of {bad, poor, fair, good, perfect} quality."
     perception ``ant``  "{Bad, Good} photo."
     alignment           "A photo that {badly, poorly, fairly, well, perfectly} matches {prompt}."
+    generic (ours)      "A photo that {badly, ...} matches the prompt." (the same for every prompt)
 Each output dimension uses one kind (``prompt_kind``); by default ``alignment`` / ``correspondence`` /
-``preference`` use the alignment prompts and every other dimension the perception prompts.
+``preference`` use the alignment prompts and every other dimension the perception prompts. ``generic`` gives an
+alignment dimension level prompts of its own that do not read the prompt (it then reads it only through the
+terms below).
 
     eq. 2   ``S(F_I, F_T)`` cosine similarity (``heads.cosine``);
     eq. 3   ``p_j^I = softmax_j(S(F_Ir, F_Tts_j))``, and ``p_j^P`` with the mean patch feature;
@@ -50,6 +53,17 @@ vocabulary by the text tower, ``q_w(c) = softmax_c(S(w, name_c) / T)`` with the 
     ``Q += gamma M + beta`` for the alignment-kind dimensions,
 
 with ``gamma`` and ``beta`` learned per dimension and zero-initialised (an untrained term leaves eq. 7 as is).
+``concept_pmi`` divides each word's probability by its probability under the average training image's concepts,
+``log sum_c p(c) q_w(c) - log sum_c pbar(c) q_w(c)``: a word that every image makes probable ("photo", "art")
+then no longer favours the prompts that hold it (the prior ``pbar`` is fitted with the model, see ``prefit``).
+
+Our extension, ``caption_match`` (``agiqa-lite``): a map from the image's features (its summary and log concept
+probabilities) to the text tower's space, fitted in closed form on the training rows to predict the embedding of
+each image's level-3 alignment prompt ("A photo that fairly matches {prompt}"; ``layers.caption.RidgeCaption``),
+and ``Q += delta C`` with ``C = S(caption, F_Tts_3)`` for the alignment-kind dimensions (``delta`` learned,
+zero-initialised). The text side is not trained, so new prompts are read in the same space as the training ones.
+The map is fitted before the gradient steps (``prefit``); while they run, the training rows see out-of-fold
+captions, as good as a new prompt's, so ``delta`` is not learnt from captions fitted to those very rows.
 """
 
 from __future__ import annotations
@@ -58,6 +72,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -67,11 +82,13 @@ from agiqa.encoders.preprocess import upscale_short_side
 from agiqa.models._builder import build_from_card
 from agiqa.models.base import QualityModel
 from agiqa.models.card import ModelCard, ScoreSpec
+from agiqa.models.layers.caption import RidgeCaption
 from agiqa.models.layers.heads import cosine, expected_level, masked_mean, zero_linear
 from agiqa.models.prompts import ALIGNMENT_DIMENSIONS, ALIGNMENT_LEVELS, PERCEPTION_PROMPTS, alignment_level_prompts
 from agiqa.models.registry import register_method
 
-DEFAULT_ALPHA = {"perception": 0.0, "alignment": 1.0}
+DEFAULT_ALPHA = {"perception": 0.0, "alignment": 1.0, "generic": 1.0}
+GENERIC_PROMPT = "the prompt"
 _WORD = re.compile(r"\w[\w'-]*")
 
 
@@ -104,7 +121,7 @@ class TSPMGS(QualityModel):
     Args:
         encoder: The backbone (CLIP ViT-B/32 in the paper).
         dimensions: Output scores.
-        prompt_kind: ``{dimension: "perception" | "alignment"}`` overriding the default by name.
+        prompt_kind: ``{dimension: "perception" | "alignment" | "generic"}`` overriding the default by name.
         perception_form: ``adj`` (5 levels) or ``ant`` (2 levels).
         alpha: Eq. 7 balance: a number, ``"learned"``, or ``{dimension: number | "learned"}``.
         n_patches: Patches cut from the full-resolution image (1 or 5).
@@ -116,6 +133,8 @@ class TSPMGS(QualityModel):
         fine_grained: Eq. 6 on or off: a bool, or ``{dimension: bool}`` (default True).
         concept_match: Add the concept-level match term to the alignment-kind dimensions (module docstring).
         concept_temperature: ``T`` of the word-to-concept softmax.
+        concept_pmi: Divide the concept match by the average training image's (module docstring).
+        caption_match: Add the caption match term to the alignment-kind dimensions (module docstring).
     """
 
     default_loss = "mae"
@@ -136,6 +155,8 @@ class TSPMGS(QualityModel):
         fine_grained: bool | Mapping[str, bool] = True,
         concept_match: bool = False,
         concept_temperature: float = 0.1,
+        concept_pmi: bool = False,
+        caption_match: bool = False,
     ) -> None:
         super().__init__(encoder, dimensions)
         if perception_form not in PERCEPTION_PROMPTS:
@@ -147,7 +168,7 @@ class TSPMGS(QualityModel):
             if name not in kinds or kind not in DEFAULT_ALPHA:
                 raise ValueError(
                     f"tsp-mgs: prompt_kind {name!r}: {kind!r}; keys must be among {names}, values "
-                    "'perception' or 'alignment'"
+                    "'perception', 'alignment' or 'generic'"
                 )
             kinds[name] = kind
         self.kinds = kinds
@@ -171,14 +192,25 @@ class TSPMGS(QualityModel):
             raise ValueError(f"tsp-mgs: fine_grained names {unknown}; keys must be among {names}")
         self.fine_grained = {n: bool(fine.get(n, True)) for n in names}
         self.concept_match, self.concept_temperature = concept_match, concept_temperature
-        matched = [n for n in names if kinds[n] == "alignment"] if concept_match else []
-        if matched:
+        readers = [n for n in names if kinds[n] == "alignment" or n in ALIGNMENT_DIMENSIONS]
+        matched = readers if concept_match else []
+        n_concepts = 0
+        if matched or concept_pmi:
             try:
-                encoder.concept_text()
+                n_concepts = len(encoder.concept_text())
             except NotImplementedError as err:
                 raise ValueError(f"tsp-mgs: concept_match needs an encoder with a concept vocabulary: {err}") from err
+        if concept_pmi and not matched:
+            raise ValueError("tsp-mgs: concept_pmi corrects the concept match; set concept_match: true with it")
         self.concept_gamma = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in matched})
         self.concept_beta = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in matched})
+        self.concept_pmi = concept_pmi
+        if concept_pmi:
+            self.register_buffer("concept_prior", torch.zeros(n_concepts))
+        self.caption = RidgeCaption() if caption_match and readers else None
+        self.caption_gamma = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in readers if caption_match})
+        if concept_pmi or self.caption is not None:  # (centre, spread) of the concept and caption terms
+            self.register_buffer("match_stats", torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
         self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)), requires_grad=learn_logit_scale)
         dim = encoder.embed_dim
         self.image_adapter = zero_linear(dim, dim) if adapter else None
@@ -204,7 +236,7 @@ class TSPMGS(QualityModel):
         pooled = self._pooled(out).view(batch, views, -1)
         patches = pooled[:, 1:] if views > 1 else pooled
         feats = {"image_pooled": pooled[:, 0], "patch_pooled": patches.mean(dim=1)}
-        if self.concept_gamma:
+        if self.concept_gamma or self.caption is not None:
             if out.concepts is None:
                 raise ValueError(f"tsp-mgs: concept_match needs concept probabilities; {self.encoder.name} gives none")
             feats["concepts"] = out.concepts.view(batch, views, -1).mean(dim=1)
@@ -216,7 +248,10 @@ class TSPMGS(QualityModel):
         if "perception" in self.kinds.values():
             levels = self._pooled(self.encoder.encode_text(self.perception_prompts))
             feats["levels_perception"] = levels.unsqueeze(0).expand(batch, -1, -1)
-        if "alignment" in self.kinds.values():
+        if "generic" in self.kinds.values():
+            levels = self._pooled(self.encoder.encode_text(alignment_level_prompts([GENERIC_PROMPT])))
+            feats["levels_generic"] = levels.unsqueeze(0).expand(batch, -1, -1)
+        if "alignment" in self.kinds.values() or self.caption is not None:
             texts = alignment_level_prompts(list(prompts))
             feats["levels_alignment"] = self._pooled(self.encoder.encode_text(texts)).view(
                 batch, len(ALIGNMENT_LEVELS), -1
@@ -271,7 +306,14 @@ class TSPMGS(QualityModel):
         w_patch = masked_mean(cosine(patch, words).unsqueeze(-1), mask).squeeze(-1)
         scale = self.log_scale.exp()
         if self.concept_gamma:
-            match = self.concept_log_match(features["concepts"], features["word_concepts"], mask).to(image.dtype)
+            prior = self.concept_prior if self.concept_pmi and bool(self.concept_prior.sum() > 0) else None
+            match = self.concept_log_match(features["concepts"], features["word_concepts"], mask, prior)
+            match = self._standard(match, 0).to(image.dtype)
+        if self.caption_gamma and ("caption" in features or self.caption.fitted):
+            caption = features["caption"] if "caption" in features else self.caption(self.caption_input(features))
+            caption_match = self._standard(cosine(caption, self.caption_target(features)), 1).to(image.dtype)
+        else:
+            caption_match = None
         scores = {}
         for name, kind in self.kinds.items():
             levels = self._adapt(features[f"levels_{kind}"], self.text_adapter, "text")
@@ -283,12 +325,62 @@ class TSPMGS(QualityModel):
                 scores[name] = scores[name] + (w_image + w_patch) / 2 * levels.shape[1]
             if name in self.concept_gamma:
                 scores[name] = scores[name] + self.concept_gamma[name] * match + self.concept_beta[name]
+            if caption_match is not None and name in self.caption_gamma:
+                scores[name] = scores[name] + self.caption_gamma[name] * caption_match
         return scores
 
+    def _standard(self, term: torch.Tensor, which: int) -> torch.Tensor:
+        """A match term in level units: ``L (term - centre) / spread`` over the fitted rows (as is before a fit)."""
+        if not hasattr(self, "match_stats"):
+            return term
+        centre, spread = self.match_stats[which]
+        return (term.float() - centre) / spread * len(ALIGNMENT_LEVELS)
+
+    def caption_input(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What the caption map reads: the image summary and the log concept probabilities, ``(B, D + C)``."""
+        concepts = features["concepts"].float().clamp_min(1e-6).log()
+        return torch.cat([features["image_pooled"].float(), concepts], dim=-1)
+
     @staticmethod
-    def concept_log_match(concepts: torch.Tensor, word_concepts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``M = mean_k log sum_c p(c) q_wk(c)`` over the unmasked words: ``(B,)``."""
+    def caption_target(features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The text the caption map predicts: the middle alignment level prompt, ``(B, D_text)``."""
+        levels = features["levels_alignment"]
+        return levels[:, levels.shape[1] // 2].float()
+
+    def prefit(self, features: dict[str, torch.Tensor], fit: torch.Tensor, groups: Sequence[str]) -> dict:
+        """Fit the concept prior and the caption map on rows ``fit`` (see ``QualityModel.prefit``).
+
+        Returns:
+            ``{"caption": (N, D_text)}``: out-of-fold captions on the fitted rows, the map's output elsewhere.
+        """
+        if not hasattr(self, "match_stats"):
+            return {}
+        self.match_stats.copy_(torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+        if self.concept_pmi:
+            self.concept_prior.copy_(features["concepts"][fit].float().mean(0))
+            concepts, words, mask = (features[k][fit] for k in ("concepts", "word_concepts", "words_mask"))
+            match = self.concept_log_match(concepts, words, mask, self.concept_prior)
+            self.match_stats[0] = torch.stack([match.mean(), match.std().clamp_min(1e-6)])
+        if self.caption is None:
+            return {}
+        x, target = self.caption_input(features), self.caption_target(features)
+        out_of_fold = self.caption.fit(x[fit], target[fit], np.asarray(groups)[fit.cpu().numpy()])
+        with torch.no_grad():
+            caption = self.caption(x)
+        caption[fit] = out_of_fold.to(caption)
+        match = cosine(out_of_fold, target[fit])
+        self.match_stats[1] = torch.stack([match.mean(), match.std().clamp_min(1e-6)])
+        return {"caption": caption}
+
+    @staticmethod
+    def concept_log_match(
+        concepts: torch.Tensor, word_concepts: torch.Tensor, mask: torch.Tensor, prior: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``M = mean_k log sum_c p(c) q_wk(c)`` over the unmasked words: ``(B,)``; with ``prior`` (``pbar``), the
+        ``concept_pmi`` form ``mean_k [log sum_c p(c) q_wk(c) - log sum_c pbar(c) q_wk(c)]``."""
         per_word = torch.einsum("bc,bkc->bk", concepts.float(), word_concepts.float()).clamp_min(1e-6).log()
+        if prior is not None:
+            per_word = per_word - torch.einsum("c,bkc->bk", prior.float(), word_concepts.float()).clamp_min(1e-6).log()
         return masked_mean(per_word.unsqueeze(-1), mask).squeeze(-1)
 
 

@@ -66,6 +66,35 @@ class FeatureBank:
                 self.text, store = cached_text_features(model, self.prompts, cache_dir, **bar)
             self.misses += store.misses
 
+    @contextmanager
+    def prefitted(self, rows: Sequence[int]) -> Iterator[None]:
+        """Fit the model's closed-form parts on ``rows`` (``QualityModel.prefit``) and serve the stand-in features
+        it returns until the block ends; the model computes those features itself afterwards."""
+        if type(self.model).prefit is QualityModel.prefit:
+            yield
+            return
+        name = self.model.name
+        if not self.cached:
+            raise ValueError(
+                f"{name} fits a part in closed form on cached features; this run encodes live (train.cache off or an "
+                "unfrozen encoder). Freeze the encoder (train.freeze.fraction: 1.0) or turn the closed-form part off"
+            )
+        if self.views:
+            raise ValueError(
+                f"{name} fits a part in closed form, which is not supported with extra views ({self.views[0][0]}, "
+                "Stable Preference); turn the closed-form part (e.g. caption_match) or the weak views off"
+            )
+        everything = torch.arange(len(self.table.images))
+        fit = torch.zeros(len(everything), dtype=torch.bool)
+        fit[torch.as_tensor(list(rows), dtype=torch.long)] = True
+        stand_in = self.model.prefit(self.batch(everything), fit, list(self.table.groups))
+        self.image[0].update({k: v.to(self.prompt_row.device) for k, v in stand_in.items()})
+        try:
+            yield
+        finally:
+            for key in stand_in:
+                self.image[0].pop(key, None)
+
     def to(self, device: str | torch.device) -> FeatureBank:
         """Move the cached features (e.g. to the GPU the head trains on)."""
         self.image = [{k: v.to(device) for k, v in feats.items()} for feats in self.image]

@@ -148,7 +148,8 @@ def train(
     state = _RunState.resumed(*ckpt.load(model, opt, sched)) if resume and ckpt else _RunState()
     ranks.wrap(model)
     writer = ckpt if ranks.is_writer else None
-    _fit(config, setup, objective, val_rows, opt, sched, state, writer, per_epoch, total, ranks)
+    with bank.prefitted(train_rows):
+        _fit(config, setup, objective, val_rows, opt, sched, state, writer, per_epoch, total, ranks)
     if t.keep_best and state.best_state is not None:
         model.load_state_dict(state.best_state, strict=False)
     model.eval()

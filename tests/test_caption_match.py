@@ -1,0 +1,223 @@
+"""TSP-MGS's caption match: the closed-form map, what the trainer hands the head while training, and what is saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import _train_tiny as tiny
+from _tiny import TinyDualEncoder, tiny_images
+from agiqa.encoders.factory import ENCODERS
+from agiqa.models.card import ScoreSpec
+from agiqa.models.layers.caption import RidgeCaption
+from agiqa.models.registry import create_model
+from agiqa.models.tsp_mgs import TSPMGS
+from agiqa.train import train
+from agiqa.train.config import TrainConfig
+from agiqa.train.features import FeatureBank
+from agiqa.train.setup import prepare
+
+
+def _groups(n_groups: int = 40, per_group: int = 3, seed: int = 0):
+    """Rows near their group's centre ``z_g``; each group's target is ``z_g @ A``: a map that carries to new groups."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_groups, 10))
+    a = rng.normal(size=(10, 8))
+    x = np.repeat(centres, per_group, axis=0) + 0.1 * rng.normal(size=(n_groups * per_group, 10))
+    y = np.repeat(centres @ a, per_group, axis=0)
+    groups = np.repeat([f"p{g}" for g in range(n_groups)], per_group)
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), groups
+
+
+def test_ridge_caption_fits_and_its_held_out_predictions_never_see_their_group() -> None:
+    x, y, groups = _groups()
+    cap = RidgeCaption()
+    assert not cap.fitted and cap.weight.shape == (0, 0)
+    oof = cap.fit(x, y, groups, alphas=(0.01,))
+    assert cap.fitted and cap.weight.shape == (10, 8) and oof.shape == y.shape
+    cosine = torch.nn.functional.cosine_similarity(oof, y, dim=-1)
+    assert cosine.mean() > 0.9, cosine.mean()  # a linear map learnt on other groups carries to a new one
+    y2 = y.clone()
+    y2[groups == "p0"] += 5.0  # another target for group p0 only
+    oof2 = RidgeCaption().fit(x, y2, groups, alphas=(0.01,))
+    mine = torch.as_tensor(groups == "p0")
+    torch.testing.assert_close(oof2[mine], oof[mine])  # p0's rows were predicted by maps fitted without p0
+    assert not torch.allclose(oof2[~mine], oof[~mine])
+
+
+def test_ridge_caption_picks_the_penalty_by_held_out_ranking_and_reloads_with_its_shapes() -> None:
+    x, y, groups = _groups(seed=1)
+    noisy = x + 3.0 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    alphas = (1e-4, 1.0, 1e4)
+    targets = torch.stack([y[groups == g][0] for g in np.unique(groups)])
+    own = torch.as_tensor(np.unique(groups, return_inverse=True)[1])
+
+    def held_out_share(alpha: float) -> float:  # how often a row's own prompt beats another, by hand
+        sim = torch.nn.functional.normalize(RidgeCaption().fit(noisy, y, groups, alphas=(alpha,)), dim=-1)
+        sim = sim @ torch.nn.functional.normalize(targets, dim=-1).T
+        return float((sim < sim[torch.arange(len(own)), own].unsqueeze(1)).float().sum(1).mean() / (len(targets) - 1))
+
+    shares = [held_out_share(a) for a in alphas]
+    assert len(set(shares)) > 1, shares
+    cap = RidgeCaption()
+    cap.fit(noisy, y, groups, alphas=alphas)
+    assert float(cap.penalty) == pytest.approx(alphas[int(np.argmax(shares))] * 10)
+    fresh = RidgeCaption()
+    fresh.load_state_dict(cap.state_dict())
+    torch.testing.assert_close(fresh(noisy), cap(noisy))
+    with pytest.raises(ValueError, match="at least 2"):
+        RidgeCaption().fit(x[:3], y[:3], groups[:3])  # one prompt
+
+
+def test_pmi_form_of_the_concept_match_by_hand() -> None:
+    concepts = torch.tensor([[0.5, 0.5, 0.0]])
+    words = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    mask = torch.tensor([[True, True]])
+    prior = torch.tensor([0.25, 0.5, 0.25])
+    got = TSPMGS.concept_log_match(concepts, words, mask, prior)
+    want = (np.log(0.5 / 0.25) + np.log(0.5 / 0.5)) / 2  # word 1 is twice as probable here as on average
+    assert got.item() == pytest.approx(want, rel=1e-5)
+
+
+def _register() -> None:
+    tiny.register()
+    if "tiny-concepts" not in ENCODERS:
+        ENCODERS.add("tiny-concepts", lambda source=None, **kw: TinyDualEncoder(**kw))
+
+
+def _config(root: Path, **method_args: object) -> TrainConfig:
+    model = {
+        **tiny.tiny_model_section(),
+        "method": "tsp-mgs",
+        "encoder": "tiny-concepts",
+        "method_args": {
+            "n_patches": 1,
+            "project_in_head": True,
+            "concept_match": True,
+            "concept_pmi": True,
+            "caption_match": True,
+            "prompt_kind": {"alignment": "perception"},
+            "fine_grained": {"quality": False, "alignment": False},
+            **method_args,
+        },
+    }
+    return TrainConfig.from_dict(
+        {
+            "name": "tiny-caption",
+            "model": model,
+            "data": {"dataset": "tiny", "root": str(root), "val_fraction": 0.2},
+            "train": {
+                "cache_dir": str(root / "cache"),
+                "progress": False,
+                "epochs": 4,
+                "batch_size": 8,
+                "lr": 0.01,
+                "mismatch": {"enabled": True, "margin": 1.0},
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory):
+    _register()
+    return tiny.make_dataset(tmp_path_factory.mktemp("tiny-caption") / "images", n_prompts=12, per_prompt=5)
+
+
+def test_the_head_trains_on_held_out_captions_and_scores_with_its_own_map_after(
+    tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the gradient steps run, a training row's caption must be the out-of-fold one (what a new prompt gets),
+    not the in-sample one; after training the bank serves none and the model computes it with its fitted map."""
+    seen: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    real_batch = FeatureBank.batch
+
+    def spy(self, rows, view=0, prompt_rows=None):
+        out = real_batch(self, rows, view, prompt_rows)
+        if self.model.training:
+            seen.append((rows.cpu().clone(), out.get("caption")))
+        return out
+
+    monkeypatch.setattr(FeatureBank, "batch", spy)
+    result = train(_config(tmp_path), out_dir=tmp_path / "model", dataset=data)
+    model = result.model
+    (first_rows, first_caption), seen = seen[0], seen[1:]
+    assert first_caption is None and len(first_rows) == len(data)  # prefit reads every row's own features first
+    assert model.caption.fitted and seen and all(c is not None for _, c in seen)
+
+    monkeypatch.setattr(FeatureBank, "batch", real_batch)
+    setup = prepare(_config(tmp_path), data)
+    bank = setup.bank
+    everything = torch.arange(len(setup.table.images))
+    feats = bank.batch(everything)
+    in_sample = model.caption(model.caption_input(feats))
+    trained_rows = torch.unique(torch.cat([r for r, _ in seen]))
+    fit = torch.zeros(len(everything), dtype=torch.bool)
+    fit[trained_rows] = True
+    stand_in = model.prefit(feats, fit, list(setup.table.groups))["caption"]  # deterministic: the same fit again
+    for rows, caption in seen:
+        torch.testing.assert_close(caption, stand_in[rows])
+    assert not torch.allclose(stand_in[fit], in_sample[fit], atol=1e-3)  # held out, not fitted to those rows
+    torch.testing.assert_close(stand_in[~fit], in_sample[~fit])
+    assert "caption" not in bank.image[0]
+
+    stats = model.match_stats[1]
+    match = torch.nn.functional.cosine_similarity(stand_in[fit], model.caption_target(feats)[fit], dim=-1)
+    torch.testing.assert_close(stats, torch.stack([match.mean(), match.std()]))  # the scale the term arrives in
+
+    saved = load_file(str(tmp_path / "model" / "model.safetensors"))
+    assert saved["caption.weight"].shape == model.caption.weight.shape and "concept_prior" in saved
+    loaded = create_model(str(tmp_path / "model"))
+    with torch.no_grad():
+        want = model.eval().forward_head(feats)
+        got = loaded.forward_head(feats)
+    for dim in want:
+        torch.testing.assert_close(got[dim], want[dim])
+
+
+def test_alignment_moves_by_the_caption_term_in_level_units(tmp_path: Path, data) -> None:
+    """``caption_gamma`` scales ``L (cos - centre) / spread``: alignment changes by exactly that, quality not at all."""
+    model = train(_config(tmp_path), dataset=data).model
+    feats = prepare(_config(tmp_path), data).bank.batch(torch.arange(6))
+    with torch.no_grad():
+        before = model.forward_head(feats)
+        model.caption_gamma["alignment"] += 0.5
+        after = model.forward_head(feats)
+        centre, spread = model.match_stats[1]
+        caption = model.caption(model.caption_input(feats))
+        cos = torch.nn.functional.cosine_similarity(caption, model.caption_target(feats), dim=-1)
+    torch.testing.assert_close(after["alignment"] - before["alignment"], 0.5 * 5 * (cos - centre) / spread)
+    torch.testing.assert_close(after["quality"], before["quality"])
+
+
+def test_caption_match_refuses_runs_it_cannot_serve(tmp_path: Path, data) -> None:
+    sp = {"enabled": True, "views": 1, "switch_step": 2}
+    cfg = _config(tmp_path).replace(train={"loss": "kl", "stable_preference": sp})
+    with pytest.raises(ValueError, match="closed form.*extra views"):
+        train(cfg, dataset=data)
+    with pytest.raises(ValueError, match="concept_pmi corrects the concept match"):
+        train(_config(tmp_path / "b", concept_match=False), dataset=data)
+
+
+@pytest.mark.parametrize("kind", ["perception", "generic"])
+def test_alignment_levels_that_do_not_read_the_prompt(kind: str) -> None:
+    """With ``prompt_kind: {alignment: perception | generic}`` and eq. 6 off, the learned terms of alignment see no
+    prompt: without the match terms its score is the same under any prompt (only ``M`` and ``C`` may read it)."""
+    dims = [ScoreSpec("quality", 0, 5), ScoreSpec("alignment", 0, 5, needs_prompt=True)]
+    model = TSPMGS(
+        TinyDualEncoder(), dims, n_patches=1, prompt_kind={"alignment": kind}, fine_grained=False, alpha=0.5
+    ).eval()
+    pixels = torch.stack([model.preprocess(image) for image in tiny_images(3)])
+    with torch.no_grad():
+        image = model.image_features(pixels)
+        a = model.forward_head({**image, **model.text_features(["a red cube", "a cat", "two dogs in the snow"])})
+        b = model.forward_head({**image, **model.text_features(["blue sky", "a car on a road", "x"])})
+    torch.testing.assert_close(a["alignment"], b["alignment"])
+    levels = model.text_features(["a cat"])[f"levels_{kind}"]
+    assert levels.shape[1] == 5
+    if kind == "generic":  # its own level prompts, not quality's
+        assert not torch.allclose(levels, model.text_features(["a cat"])["levels_perception"])
