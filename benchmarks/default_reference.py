@@ -13,7 +13,8 @@ The reference is the distribution a percentile is read against: the 101 quantile
   training prompts (``benchmarks/results/generators_agiqa3k.md``); an in-sample reference would put a typical new
   image near p30 instead of p50. The comparison of both is written to ``benchmarks/results/default_reference.md``.
 * without it: the shipped model scores every image it was trained on (all 2,386; 10% of the prompts held out only
-  to pick the best epoch) through the public scoring API; the scores are kept in ``--work`` (resumable).
+  to pick the best epoch) through the public scoring API; the scores are kept in ``--work`` per weights file
+  (resumable; new weights are scored anew).
 
 Rerun it whenever the default's weights change (``benchmarks/train_default.py`` writes the training rows' reference
 of a new run).
@@ -47,10 +48,14 @@ def write_reference(card_path: Path, reference: dict) -> None:
 
 def in_sample_scores(scorer, samples, work: Path):
     """The shipped model's scores of ``samples`` through the public API (kept in ``work``; resumable)."""
+    import hashlib
+
     from agiqa import api
+    from agiqa.models.registry import weights_path
 
     work.mkdir(parents=True, exist_ok=True)
-    out = work / f"scores_{len(samples)}.csv"
+    weights = hashlib.sha1(weights_path(scorer.model.card).read_bytes()).hexdigest()[:12]  # new weights, new scores
+    out = work / f"scores_{len(samples)}_{weights}.csv"
     if not out.exists():
         images, prompts, names = [s.image for s in samples], [s.prompt for s in samples], [s.image_id for s in samples]
         scorer.score_to_file(images, prompts, out, names=names)

