@@ -85,7 +85,7 @@ def check_contract(model: QualityModel, prompt_sensitive: bool = True) -> None:
 
 
 def check_gradients(model: QualityModel) -> None:
-    """Two SGD steps on a loss of every score reach every trainable head parameter.
+    """Two SGD steps on a loss of every score reach every trainable head parameter (after ``prefit``, as in training).
 
     BLIP-2's Q-Former runs a feed-forward on the text positions of every layer; only the queries are read out, so
     the last layer's text feed-forward of a ``QFormer`` cannot influence any score and is exempt.
@@ -98,6 +98,8 @@ def check_gradients(model: QualityModel) -> None:
             last = f"{prefix}.qformer.encoder.layer.{len(module.qformer.encoder.layer) - 1}."
             unused |= {n for n in head if n.startswith(last) and (".intermediate." in n or ".output." in n)}
     features = {k: v.detach() for k, v in model.forward_features(pixels(model), PROMPTS).items()}
+    # what the trainer does first: fit the closed-form parts (most models have none), then train on what they give
+    features |= model.prefit(features, torch.ones(len(PROMPTS), dtype=torch.bool), PROMPTS)
     optimiser = torch.optim.SGD(head.values(), lr=0.1)
     for _ in range(2):  # a second step so that parameters behind zero-initialised layers get gradients too
         optimiser.zero_grad()

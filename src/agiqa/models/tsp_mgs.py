@@ -135,6 +135,9 @@ class TSPMGS(QualityModel):
         concept_temperature: ``T`` of the word-to-concept softmax.
         concept_pmi: Divide the concept match by the average training image's (module docstring).
         caption_match: Add the caption match term to the alignment-kind dimensions (module docstring).
+        match_init: Initial ``gamma`` of the concept and caption terms (0: an untrained term adds nothing). A
+            dimension whose learned terms do not see the prompt reads it only through these terms, so it needs a
+            positive start to read the prompt before training.
     """
 
     default_loss = "mae"
@@ -157,6 +160,7 @@ class TSPMGS(QualityModel):
         concept_temperature: float = 0.1,
         concept_pmi: bool = False,
         caption_match: bool = False,
+        match_init: float = 0.0,
     ) -> None:
         super().__init__(encoder, dimensions)
         if perception_form not in PERCEPTION_PROMPTS:
@@ -202,13 +206,15 @@ class TSPMGS(QualityModel):
                 raise ValueError(f"tsp-mgs: concept_match needs an encoder with a concept vocabulary: {err}") from err
         if concept_pmi and not matched:
             raise ValueError("tsp-mgs: concept_pmi corrects the concept match; set concept_match: true with it")
-        self.concept_gamma = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in matched})
+        self.concept_gamma = nn.ParameterDict({n: nn.Parameter(torch.tensor(float(match_init))) for n in matched})
         self.concept_beta = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in matched})
         self.concept_pmi = concept_pmi
         if concept_pmi:
             self.register_buffer("concept_prior", torch.zeros(n_concepts))
         self.caption = RidgeCaption() if caption_match and readers else None
-        self.caption_gamma = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in readers if caption_match})
+        self.caption_gamma = nn.ParameterDict(
+            {n: nn.Parameter(torch.tensor(float(match_init))) for n in readers if caption_match}
+        )
         if concept_pmi or self.caption is not None:  # (centre, spread) of the concept and caption terms
             self.register_buffer("match_stats", torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
         self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)), requires_grad=learn_logit_scale)
