@@ -38,14 +38,9 @@ TERMS = ("M", "M (PMI)", "C", "M (PMI) + C")
 def terms(model, feats: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Every term of ``TERMS`` for a batch of features (the model's closed-form parts already fitted)."""
     with torch.no_grad():
-        args = feats["concepts"], feats["word_concepts"], feats["words_mask"]
-        plain = model.concept_log_match(*args)
-        pmi = model.concept_log_match(*args, model.concept_prior)
-        caption = torch.nn.functional.cosine_similarity(
-            model.caption(model.caption_input(feats)), model.caption_target(feats), dim=-1
-        )
-        both = model._standard(pmi, 0) + model._standard(caption, 1)
-    return {n: t.numpy() for n, t in zip(TERMS, (plain, pmi, caption, both), strict=True)}
+        plain = model.concept_log_match(feats["concepts"], feats["word_concepts"], feats["words_mask"])
+        pmi, caption = model.match_terms(feats)  # level units: the same order, so the same shares and SRCC
+    return {n: t.numpy() for n, t in zip(TERMS, (plain, pmi, caption, pmi + caption), strict=True)}
 
 
 def main() -> None:

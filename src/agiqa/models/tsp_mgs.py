@@ -311,15 +311,7 @@ class TSPMGS(QualityModel):
         w_image = masked_mean(cosine(image, words).unsqueeze(-1), mask).squeeze(-1)
         w_patch = masked_mean(cosine(patch, words).unsqueeze(-1), mask).squeeze(-1)
         scale = self.log_scale.exp()
-        if self.concept_gamma:
-            prior = self.concept_prior if self.concept_pmi and bool(self.concept_prior.sum() > 0) else None
-            match = self.concept_log_match(features["concepts"], features["word_concepts"], mask, prior)
-            match = self._standard(match, 0).to(image.dtype)
-        if self.caption_gamma and ("caption" in features or self.caption.fitted):
-            caption = features["caption"] if "caption" in features else self.caption(self.caption_input(features))
-            caption_match = self._standard(cosine(caption, self.caption_target(features)), 1).to(image.dtype)
-        else:
-            caption_match = None
+        match, caption_match = self.match_terms(features)
         scores = {}
         for name, kind in self.kinds.items():
             levels = self._adapt(features[f"levels_{kind}"], self.text_adapter, "text")
@@ -330,10 +322,25 @@ class TSPMGS(QualityModel):
             if self.fine_grained[name]:
                 scores[name] = scores[name] + (w_image + w_patch) / 2 * levels.shape[1]
             if name in self.concept_gamma:
-                scores[name] = scores[name] + self.concept_gamma[name] * match + self.concept_beta[name]
+                scores[name] = scores[name] + self.concept_gamma[name] * match.to(image.dtype) + self.concept_beta[name]
             if caption_match is not None and name in self.caption_gamma:
-                scores[name] = scores[name] + self.caption_gamma[name] * caption_match
+                scores[name] = scores[name] + self.caption_gamma[name] * caption_match.to(image.dtype)
         return scores
+
+    def match_terms(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The concept match and the caption match, ``(B,)`` each in level units once fitted; None for a term the
+        model does not have (or a caption map not fitted yet and no stand-in caption in ``features``)."""
+        match = caption_match = None
+        if self.concept_gamma:
+            prior = self.concept_prior if self.concept_pmi and bool(self.concept_prior.sum() > 0) else None
+            match = self.concept_log_match(
+                features["concepts"], features["word_concepts"], features["words_mask"], prior
+            )
+            match = self._standard(match, 0)
+        if self.caption_gamma and ("caption" in features or self.caption.fitted):
+            caption = features["caption"] if "caption" in features else self.caption(self.caption_input(features))
+            caption_match = self._standard(cosine(caption, self.caption_target(features)), 1)
+        return match, caption_match
 
     def _standard(self, term: torch.Tensor, which: int) -> torch.Tensor:
         """A match term in level units: ``L (term - centre) / spread`` over the fitted rows (as is before a fit)."""
