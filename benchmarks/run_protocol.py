@@ -3,6 +3,10 @@
     python benchmarks/run_protocol.py                       # every method + the ridge baseline
     python benchmarks/run_protocol.py --methods tsp-mgs ridge --splits 3
     python benchmarks/run_protocol.py --summary-only        # rebuild protocol_agiqa3k.md from the JSON files
+    python benchmarks/run_protocol.py --methods prefiqa --resume   # run only the splits its JSON file lacks
+
+The files of a method are rewritten after every split, so a stopped run keeps the splits it finished; ``--resume``
+goes on from them (refused when the config changed since: the JSON holds a digest of it).
 
 Per method: ``protocol_<config name>.{csv,json,md}`` (mean ± std table, per-split values, training time per
 split, robustness report on split 0's test images, shuffled-prompt check). ``protocol_agiqa3k.md`` /
@@ -17,6 +21,7 @@ alignment; the penalty is picked per split on a grouped validation part of the t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import platform
@@ -52,17 +57,51 @@ HEADLINE = [
 ]
 
 
-def run_method(name: str, config_path: str, dataset, splits, ratios, train_overrides: dict) -> Path:
+def config_digest(cfg) -> str:
+    """Hash of what a config trains (its data root and the run's device, cache and progress settings left out)."""
+    doc = cfg.to_dict()
+    doc["data"].pop("root", None)
+    for key in ("device", "cache_dir", "progress"):
+        doc["train"].pop(key, None)
+    return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def earlier_run(path: Path, config_path: str, digest: str):
+    """The splits an earlier run of this config saved in ``path`` (None when there is no such file)."""
+    from agiqa.train.protocol import ProtocolResult
+
+    if not path.exists():
+        return None
+    doc = json.loads(path.read_text())
+    if doc.get("config") != config_path or doc.get("config_digest", digest) != digest:
+        raise SystemExit(
+            f"--resume: {path} was written by config {doc.get('config')!r} (digest {doc.get('config_digest')}), "
+            f"not by the current {config_path!r} (digest {digest}); run without --resume to start again"
+        )
+    if "config_digest" not in doc:
+        print(f"--resume: {path} predates config digests; resuming on its config path alone", flush=True)
+    return ProtocolResult.from_json(doc)
+
+
+def run_method(
+    name: str, config_path: str, dataset, splits, ratios, train_overrides: dict, resume: bool = False
+) -> Path:
     from agiqa.train import TrainConfig
     from agiqa.train.protocol import run_protocol, write_protocol
 
     cfg = TrainConfig.from_yaml(find_config(config_path)).replace(
         data={"root": str(dataset.root)}, train={"progress": False, **train_overrides}
     )
-    result = run_protocol(cfg, dataset, splits, ratios)
-    extra = {"method": name, "config": config_path, "machine": machine(), "n_splits": len(splits)}
-    json_path, _ = write_protocol(result, RESULTS, f"protocol_{cfg.name}", extra)
-    return json_path
+    stem, digest = f"protocol_{cfg.name}", config_digest(cfg)
+    earlier = earlier_run(RESULTS / f"{stem}.json", config_path, digest) if resume else None
+    extra = {"method": name, "config": config_path, "config_digest": digest, "machine": machine()}
+    if earlier is not None:
+        extra["resumed_after_splits"] = len(earlier.per_split)
+
+    def save(result) -> Path:
+        return write_protocol(result, RESULTS, stem, {**extra, "n_splits": len(result.per_split)})[0]
+
+    return save(run_protocol(cfg, dataset, splits, ratios, resume=earlier, on_split=save))
 
 
 def run_ridge(dataset, splits) -> Path:
@@ -252,6 +291,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-robustness", action="store_true")
     parser.add_argument("--summary-only", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="keep the splits a method's JSON file holds")
     parser.add_argument("--device", default="cpu", help="where heads train (cuda on a GPU machine)")
     parser.add_argument("--cache-dir", type=Path, help="feature cache root")
     parser.add_argument("--write-namespaces", type=Path, help="write the methods' cache namespaces, then exit")
@@ -280,9 +320,8 @@ def main() -> None:
         if name == "ridge":
             path = run_ridge(dataset, splits)
         else:
-            path = run_method(
-                name, configs[name], dataset, splits, () if args.no_robustness else ROBUSTNESS_RATIOS, overrides
-            )
+            ratios = () if args.no_robustness else ROBUSTNESS_RATIOS
+            path = run_method(name, configs[name], dataset, splits, ratios, overrides, args.resume)
         print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
     summary()
 

@@ -68,6 +68,9 @@ class TinyDualEncoder(DualEncoder):
     def project(self, summary: torch.Tensor, tower: str) -> torch.Tensor:
         return self.image_projection(summary) if tower == "image" else self.text_projection(summary)
 
+    def projection_modules(self) -> list[nn.Module]:
+        return [self.image_projection, self.text_projection]
+
     def freeze(self, fraction: float, tower: str = "both") -> None:
         modules = {"image": [self.patchify, self.image_block], "text": [self.words, self.text_block]}
         for name in ("image", "text") if tower == "both" else (tower,):

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from _tiny import TinyDualEncoder
 from agiqa.data.sample import Dataset, Sample
 from agiqa.encoders.base import DualEncoder, EncoderOutput
 from agiqa.encoders.factory import ENCODERS
@@ -157,3 +158,44 @@ def make_dataset(root: Path, n_prompts: int = 6, per_prompt: int = 4, seed: int 
             labels = {"quality": float(4 * bright), "alignment": float(4.0 if colour == asked else 0.5) + bright * 0.1}
             samples.append(Sample(str(path), prompt, path.name, labels))
     return Dataset("tiny", root, samples=samples, dimensions=("quality", "alignment"))
+
+
+def register_concepts() -> None:
+    """Register the tiny encoders, with ``tiny-concepts`` (a concept vocabulary, for TSP-MGS's match terms)."""
+    register()
+    if "tiny-concepts" not in ENCODERS:
+        ENCODERS.add("tiny-concepts", lambda source=None, **kw: TinyDualEncoder(**kw))
+
+
+def tsp_caption_config(root: Path, **method_args: object) -> TrainConfig:
+    """TSP-MGS over ``tiny-concepts`` with the match terms of ``lite/tsp-mgs-cap`` (overridable), 4 epochs."""
+    model = {
+        **tiny_model_section(),
+        "method": "tsp-mgs",
+        "encoder": "tiny-concepts",
+        "method_args": {
+            "n_patches": 1,
+            "project_in_head": True,
+            "concept_match": True,
+            "concept_pmi": True,
+            "caption_match": True,
+            "prompt_kind": {"alignment": "perception"},
+            "fine_grained": {"quality": False, "alignment": False},
+            **method_args,
+        },
+    }
+    return TrainConfig.from_dict(
+        {
+            "name": "tiny-caption",
+            "model": model,
+            "data": {"dataset": "tiny", "root": str(root), "val_fraction": 0.2},
+            "train": {
+                "cache_dir": str(root / "cache"),
+                "progress": False,
+                "epochs": 4,
+                "batch_size": 8,
+                "lr": 0.01,
+                "mismatch": {"enabled": True, "margin": 1.0},
+            },
+        }
+    )

@@ -11,13 +11,11 @@ from safetensors.torch import load_file
 
 import _train_tiny as tiny
 from _tiny import TinyDualEncoder, tiny_images
-from agiqa.encoders.factory import ENCODERS
 from agiqa.models.card import ScoreSpec
 from agiqa.models.layers.caption import RidgeCaption
 from agiqa.models.registry import create_model
 from agiqa.models.tsp_mgs import TSPMGS
 from agiqa.train import train
-from agiqa.train.config import TrainConfig
 from agiqa.train.features import FeatureBank
 from agiqa.train.setup import prepare
 
@@ -83,48 +81,9 @@ def test_pmi_form_of_the_concept_match_by_hand() -> None:
     assert got.item() == pytest.approx(want, rel=1e-5)
 
 
-def _register() -> None:
-    tiny.register()
-    if "tiny-concepts" not in ENCODERS:
-        ENCODERS.add("tiny-concepts", lambda source=None, **kw: TinyDualEncoder(**kw))
-
-
-def _config(root: Path, **method_args: object) -> TrainConfig:
-    model = {
-        **tiny.tiny_model_section(),
-        "method": "tsp-mgs",
-        "encoder": "tiny-concepts",
-        "method_args": {
-            "n_patches": 1,
-            "project_in_head": True,
-            "concept_match": True,
-            "concept_pmi": True,
-            "caption_match": True,
-            "prompt_kind": {"alignment": "perception"},
-            "fine_grained": {"quality": False, "alignment": False},
-            **method_args,
-        },
-    }
-    return TrainConfig.from_dict(
-        {
-            "name": "tiny-caption",
-            "model": model,
-            "data": {"dataset": "tiny", "root": str(root), "val_fraction": 0.2},
-            "train": {
-                "cache_dir": str(root / "cache"),
-                "progress": False,
-                "epochs": 4,
-                "batch_size": 8,
-                "lr": 0.01,
-                "mismatch": {"enabled": True, "margin": 1.0},
-            },
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory):
-    _register()
+    tiny.register_concepts()
     return tiny.make_dataset(tmp_path_factory.mktemp("tiny-caption") / "images", n_prompts=12, per_prompt=5)
 
 
@@ -143,14 +102,14 @@ def test_the_head_trains_on_held_out_captions_and_scores_with_its_own_map_after(
         return out
 
     monkeypatch.setattr(FeatureBank, "batch", spy)
-    result = train(_config(tmp_path), out_dir=tmp_path / "model", dataset=data)
+    result = train(tiny.tsp_caption_config(tmp_path), out_dir=tmp_path / "model", dataset=data)
     model = result.model
     (first_rows, first_caption), seen = seen[0], seen[1:]
     assert first_caption is None and len(first_rows) == len(data)  # prefit reads every row's own features first
     assert model.caption.fitted and seen and all(c is not None for _, c in seen)
 
     monkeypatch.setattr(FeatureBank, "batch", real_batch)
-    setup = prepare(_config(tmp_path), data)
+    setup = prepare(tiny.tsp_caption_config(tmp_path), data)
     bank = setup.bank
     everything = torch.arange(len(setup.table.images))
     feats = bank.batch(everything)
@@ -181,8 +140,8 @@ def test_the_head_trains_on_held_out_captions_and_scores_with_its_own_map_after(
 
 def test_alignment_moves_by_the_caption_term_in_level_units(tmp_path: Path, data) -> None:
     """``caption_gamma`` scales ``L (cos - centre) / spread``: alignment changes by exactly that, quality not at all."""
-    model = train(_config(tmp_path), dataset=data).model
-    feats = prepare(_config(tmp_path), data).bank.batch(torch.arange(6))
+    model = train(tiny.tsp_caption_config(tmp_path), dataset=data).model
+    feats = prepare(tiny.tsp_caption_config(tmp_path), data).bank.batch(torch.arange(6))
     with torch.no_grad():
         before = model.forward_head(feats)
         model.caption_gamma["alignment"] += 0.5
@@ -196,11 +155,11 @@ def test_alignment_moves_by_the_caption_term_in_level_units(tmp_path: Path, data
 
 def test_caption_match_refuses_runs_it_cannot_serve(tmp_path: Path, data) -> None:
     sp = {"enabled": True, "views": 1, "switch_step": 2}
-    cfg = _config(tmp_path).replace(train={"loss": "kl", "stable_preference": sp})
+    cfg = tiny.tsp_caption_config(tmp_path).replace(train={"loss": "kl", "stable_preference": sp})
     with pytest.raises(ValueError, match="closed form.*extra views"):
         train(cfg, dataset=data)
     with pytest.raises(ValueError, match="concept_pmi corrects the concept match"):
-        train(_config(tmp_path / "b", concept_match=False), dataset=data)
+        train(tiny.tsp_caption_config(tmp_path / "b", concept_match=False), dataset=data)
 
 
 @pytest.mark.parametrize("kind", ["perception", "generic"])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 import _train_tiny as tiny
 from agiqa.data.splits import make_splits, stored_splits
-from agiqa.train.protocol import run_protocol, write_protocol
+from agiqa.train.protocol import ProtocolResult, run_protocol, write_protocol
 from agiqa.train.selection import mos_pairs
 from agiqa.train.table import image_table
 
@@ -76,3 +77,32 @@ def test_prompt_swap_is_probed_on_new_and_on_seen_prompts(tmp_path: Path, data, 
     assert test_groups == test_side and seen_groups and not seen_groups & test_side
     alignment = result.per_split[0]["alignment"]
     assert alignment["prompt_swap_share"] == test_share and alignment["prompt_swap_share_seen"] == seen_share
+
+
+def test_a_resumed_run_measures_what_an_uninterrupted_one_does(tmp_path: Path, data) -> None:
+    """Stopped after split 1 and resumed from the JSON it saved, the run's split 2 equals the full run's split 2;
+    split 1 and split 1's robustness report come from the file, not from training again."""
+    cfg = tiny.train_config(tmp_path, "tiny-resume", 0.25, epochs=3, batch_size=8, lr=0.02)
+    splits = make_splits(data, n=2, test_ratio=0.34, seed=0)
+    full = run_protocol(cfg, data, splits, robustness_ratios=(0.9,), progress=False)
+
+    saved: list[Path] = []
+    first = run_protocol(
+        cfg,
+        data,
+        splits[:1],
+        robustness_ratios=(0.9,),
+        progress=False,
+        on_split=lambda r: saved.append(write_protocol(r, tmp_path / "out", "protocol_tiny")[0]),
+    )
+    assert len(saved) == 1 and len(first.per_split) == 1
+    earlier = ProtocolResult.from_json(json.loads(saved[0].read_text()))
+    earlier.per_split[0]["quality"]["srcc"] = -2.0  # marks what came from the file
+    resumed = run_protocol(cfg, data, splits, robustness_ratios=(0.9,), progress=False, resume=earlier)
+    assert resumed.per_split[0]["quality"]["srcc"] == -2.0 and len(resumed.train_seconds) == 2
+    assert resumed.per_split[1].keys() == full.per_split[1].keys()
+    for dim, metrics in full.per_split[1].items():
+        assert resumed.per_split[1][dim] == pytest.approx(metrics, nan_ok=True)
+    assert len(resumed.robustness) == len(full.robustness)
+    with pytest.raises(ValueError, match="cannot resume"):
+        run_protocol(cfg.replace(name="other"), data, splits, progress=False, resume=earlier)

@@ -68,6 +68,7 @@ captions, as good as a new prompt's, so ``delta`` is not learnt from captions fi
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -138,6 +139,8 @@ class TSPMGS(QualityModel):
         match_init: Initial ``gamma`` of the concept and caption terms (0: an untrained term adds nothing). A
             dimension whose learned terms do not see the prompt reads it only through these terms, so it needs a
             positive start to read the prompt before training.
+        own_projections: Dimensions that get joint-space projections of their own (copies of the encoder's, then
+            trained on that dimension's loss alone); needs ``project_in_head``. The others share the encoder's.
     """
 
     default_loss = "mae"
@@ -161,6 +164,7 @@ class TSPMGS(QualityModel):
         concept_pmi: bool = False,
         caption_match: bool = False,
         match_init: float = 0.0,
+        own_projections: Sequence[str] = (),
     ) -> None:
         super().__init__(encoder, dimensions)
         if perception_form not in PERCEPTION_PROMPTS:
@@ -217,6 +221,21 @@ class TSPMGS(QualityModel):
         )
         if concept_pmi or self.caption is not None:  # (centre, spread) of the concept and caption terms
             self.register_buffer("match_stats", torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+        unknown = sorted(set(own_projections) - set(names))
+        if unknown or (own_projections and not project_in_head):
+            raise ValueError(
+                f"tsp-mgs: own_projections {list(own_projections)}: names must be among {names} "
+                "and project_in_head must be true (the copies project cached encoder summaries)"
+            )
+        shared = encoder.projection_modules() if own_projections else [None, None]
+        if len(shared) != 2:
+            raise ValueError(
+                f"tsp-mgs: own_projections needs an encoder with an image and a text projection; "
+                f"{encoder.name} names {len(shared)}"
+            )
+        self.own_projections = nn.ModuleDict(
+            {n: nn.ModuleDict(zip(("image", "text"), copy.deepcopy(shared), strict=True)) for n in own_projections}
+        )
         self.log_scale = nn.Parameter(torch.tensor(math.log(logit_scale)), requires_grad=learn_logit_scale)
         dim = encoder.embed_dim
         self.image_adapter = zero_linear(dim, dim) if adapter else None
@@ -291,8 +310,10 @@ class TSPMGS(QualityModel):
             raise ValueError(f"tsp-mgs: project_in_head needs encoder summaries; {self.encoder.name} gives none")
         return out.summary
 
-    def _adapt(self, x: torch.Tensor, adapter: nn.Linear | None, tower: str) -> torch.Tensor:
-        if self.projects_in_head:
+    def _adapt(self, x: torch.Tensor, adapter: nn.Linear | None, tower: str, name: str | None = None) -> torch.Tensor:
+        if name in self.own_projections:
+            x = self.own_projections[name][tower](x)
+        elif self.projects_in_head:
             x = self.encoder.project(x, tower)
         return x if adapter is None else x + adapter(x)
 
@@ -314,9 +335,13 @@ class TSPMGS(QualityModel):
         match, caption_match = self.match_terms(features)
         scores = {}
         for name, kind in self.kinds.items():
-            levels = self._adapt(features[f"levels_{kind}"], self.text_adapter, "text")
-            q_image = expected_level(scale * cosine(image, levels))
-            q_patch = expected_level(scale * cosine(patch, levels))
+            levels = self._adapt(features[f"levels_{kind}"], self.text_adapter, "text", name)
+            own_image, own_patch = image, patch
+            if name in self.own_projections:
+                own_image = self._adapt(features["image_pooled"], self.image_adapter, "image", name).unsqueeze(1)
+                own_patch = self._adapt(features["patch_pooled"], self.image_adapter, "image", name).unsqueeze(1)
+            q_image = expected_level(scale * cosine(own_image, levels))
+            q_patch = expected_level(scale * cosine(own_patch, levels))
             alpha = self.alpha(name)
             scores[name] = alpha * q_image + (1 - alpha) * q_patch
             if self.fine_grained[name]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,20 @@ class ProtocolResult:
         """The mean ± std table as markdown (dimensions as rows)."""
         return markdown_table(wide(self.table, digits))
 
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ProtocolResult:
+        """The result ``write_protocol`` saved as JSON (``val_history`` is not saved, so it comes back empty)."""
+        per_split = list(doc["per_split"])
+        return cls(
+            doc["name"],
+            per_split=per_split,
+            table=aggregate(per_split) if per_split else pd.DataFrame(),
+            train_seconds=list(doc["train_seconds"]),
+            feature_seconds=float(doc["feature_seconds"]),
+            robustness=pd.DataFrame(doc.get("robustness") or []),
+            shuffled=dict(doc.get("shuffled_prompts") or {}),
+        )
+
 
 def run_protocol(
     config: TrainConfig,
@@ -74,6 +88,8 @@ def run_protocol(
     robustness_ratios: Sequence[float] = ROBUSTNESS_RATIOS,
     robustness_splits: Sequence[int] = (0,),
     progress: bool = True,
+    resume: ProtocolResult | None = None,
+    on_split: Callable[[ProtocolResult], None] | None = None,
 ) -> ProtocolResult:
     """Train and test ``config`` on every split (see module docstring).
 
@@ -84,13 +100,27 @@ def run_protocol(
         robustness_ratios: Centre-crop side ratios of the robustness report (empty: no report).
         robustness_splits: Splits whose test side gets the robustness report.
         progress: Print one line per split.
+        resume: The result of an earlier run of the same config on the first splits: its splits are kept and only
+            the ones after them run. Each split starts from the same initial head and seed as in a full run, so a
+            resumed run measures what an uninterrupted one would.
+        on_split: Called with the result so far after each split (e.g. to save it).
     """
+    done = len(resume.per_split) if resume is not None else 0
+    if resume is not None and (resume.name != config.name or done > len(splits)):
+        raise ValueError(
+            f"protocol: cannot resume {resume.name!r} ({done} splits) as {config.name!r} on {len(splits)} splits; "
+            "resume a run of the same config on no more splits than asked"
+        )
     result = ProtocolResult(config.name)
+    if resume is not None:
+        result = dataclasses.replace(resume, per_split=list(resume.per_split), train_seconds=list(resume.train_seconds))
     setup = prepare(config, dataset)
     result.feature_seconds = setup.feature_seconds
     initial = snapshot(setup.model)
     table, bank, row = setup.table, setup.bank, setup.table.row
     for i, split in enumerate(splits):
+        if i < done:
+            continue
         train_dataset, test = split.apply(dataset)
         rows = [row[x] for x in split.train if x in row]
         fit_rows = carve_validation(table, rows, config.data.val_fraction, config.train.seed + i)
@@ -117,6 +147,9 @@ def run_protocol(
         if progress:
             line = ", ".join(f"{d} SRCC {v.get('srcc', math.nan):.4f}" for d, v in scores.items())
             print(f"[{config.name}] split {i + 1}/{len(splits)}: {line} ({res.seconds:.1f} s)", flush=True)
+        if on_split is not None:
+            result.table = aggregate(result.per_split)
+            on_split(result)
     result.table = aggregate(result.per_split)
     return result
 
