@@ -20,7 +20,12 @@ from agiqa.train import train
 from agiqa.train.setup import prepare
 
 DIMS = [ScoreSpec("quality", 0, 5), ScoreSpec("alignment", 0, 5, needs_prompt=True)]
-ARGS = {"n_patches": 1, "project_in_head": True, "prompt_kind": {"alignment": "perception"}, "fine_grained": False}
+ARGS = {"n_patches": 1, "project_in_head": True, "prompt_kind": {"alignment": "perception"}}
+
+
+class _NoProjections(TinyDualEncoder):
+    def projection_modules(self) -> list[torch.nn.Module]:
+        return []
 
 
 def _model(**extra: object) -> TSPMGS:
@@ -33,8 +38,11 @@ def _features(model: TSPMGS) -> dict[str, torch.Tensor]:
         return {**model.image_features(pixels), **model.text_features(["a cat", "a red cube", "two dogs", "a car"])}
 
 
-def test_copies_start_as_the_shared_projections_and_each_loss_reaches_only_its_own() -> None:
-    shared, own = _model(), _model(own_projections=["alignment"])
+@pytest.mark.parametrize("fine_grained", [False, True])
+def test_copies_start_as_the_shared_projections_and_each_loss_reaches_only_its_own(fine_grained: bool) -> None:
+    """Eq. 6's word terms included: a dimension on its own projections compares the words in its own space too."""
+    shared = _model(fine_grained=fine_grained)
+    own = _model(fine_grained=fine_grained, own_projections=["alignment"])
     feats = _features(own)
     with torch.no_grad():
         for dim, score in own.forward_head(feats).items():  # untrained: the same scores as the shared model's
@@ -56,6 +64,8 @@ def test_own_projections_refuses_what_it_cannot_build() -> None:
         _model(own_projections=["sharpness"])
     with pytest.raises(ValueError, match="project_in_head must be true"):
         TSPMGS(TinyDualEncoder(), DIMS, **{**ARGS, "project_in_head": False}, own_projections=["alignment"])
+    with pytest.raises(ValueError, match="image and a text projection"):
+        TSPMGS(_NoProjections(), DIMS, **ARGS, own_projections=["alignment"])
 
 
 def _relabelled(data: Dataset) -> Dataset:

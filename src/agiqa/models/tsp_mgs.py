@@ -323,25 +323,29 @@ class TSPMGS(QualityModel):
             return torch.sigmoid(self.alpha_logit[name])
         return self.alpha_fixed[name]
 
-    def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Eq. 3-7 for every dimension."""
-        image = self._adapt(features["image_pooled"], self.image_adapter, "image").unsqueeze(1)
-        patch = self._adapt(features["patch_pooled"], self.image_adapter, "image").unsqueeze(1)
-        words = self._adapt(features["words"], self.text_adapter, "text")
+    def _embedded(self, features: dict[str, torch.Tensor], name: str | None = None) -> tuple[torch.Tensor, ...]:
+        """Image, patch (``(B, 1, D)`` each) and eq. 6 word terms of image and patch (``(B,)`` each) in the joint
+        space of dimension ``name`` (the shared one unless ``name`` has ``own_projections``)."""
+        image = self._adapt(features["image_pooled"], self.image_adapter, "image", name).unsqueeze(1)
+        patch = self._adapt(features["patch_pooled"], self.image_adapter, "image", name).unsqueeze(1)
+        words = self._adapt(features["words"], self.text_adapter, "text", name)
         mask = features["words_mask"]
         w_image = masked_mean(cosine(image, words).unsqueeze(-1), mask).squeeze(-1)
         w_patch = masked_mean(cosine(patch, words).unsqueeze(-1), mask).squeeze(-1)
+        return image, patch, w_image, w_patch
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Eq. 3-7 for every dimension."""
+        shared = self._embedded(features)
         scale = self.log_scale.exp()
         match, caption_match = self.match_terms(features)
         scores = {}
         for name, kind in self.kinds.items():
+            own = name in self.own_projections
+            image, patch, w_image, w_patch = self._embedded(features, name) if own else shared
             levels = self._adapt(features[f"levels_{kind}"], self.text_adapter, "text", name)
-            own_image, own_patch = image, patch
-            if name in self.own_projections:
-                own_image = self._adapt(features["image_pooled"], self.image_adapter, "image", name).unsqueeze(1)
-                own_patch = self._adapt(features["patch_pooled"], self.image_adapter, "image", name).unsqueeze(1)
-            q_image = expected_level(scale * cosine(own_image, levels))
-            q_patch = expected_level(scale * cosine(own_patch, levels))
+            q_image = expected_level(scale * cosine(image, levels))
+            q_patch = expected_level(scale * cosine(patch, levels))
             alpha = self.alpha(name)
             scores[name] = alpha * q_image + (1 - alpha) * q_patch
             if self.fine_grained[name]:
