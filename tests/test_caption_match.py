@@ -14,7 +14,7 @@ from _tiny import TinyDualEncoder, tiny_images
 from agiqa.models.card import ScoreSpec
 from agiqa.models.layers.caption import RidgeCaption
 from agiqa.models.registry import create_model
-from agiqa.models.tsp_mgs import TSPMGS
+from agiqa.models.tsp_mgs import MATCH_MIXES, TSPMGS
 from agiqa.train import train
 from agiqa.train.features import FeatureBank
 from agiqa.train.setup import prepare
@@ -180,3 +180,58 @@ def test_alignment_levels_that_do_not_read_the_prompt(kind: str) -> None:
     assert levels.shape[1] == 5
     if kind == "generic":  # its own level prompts, not quality's
         assert not torch.allclose(levels, model.text_features(["a cat"])["levels_perception"])
+
+
+def test_fitted_mix_is_the_best_of_the_mixes_on_the_training_rows(
+    tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``match_mix: fitted``: the ``r`` the trainer leaves in ``match_ratio`` is the one whose ``M + r C`` tells the
+    training rows' own prompts from random others' best, computed here by hand from what ``fit_mix`` received (the
+    out-of-fold captions of the training rows); alignment then moves by exactly ``gamma (M + r C)``; the mix is
+    saved and reloaded."""
+    calls = []
+    real = TSPMGS.fit_mix
+
+    def spy(self, features, fit, groups, captions):
+        calls.append(
+            (features, fit.clone(), list(groups), captions.clone(), real(self, features, fit, groups, captions))
+        )
+        return calls[-1][-1]
+
+    monkeypatch.setattr(TSPMGS, "fit_mix", spy)
+    cfg = tiny.tsp_caption_config(tmp_path, match_mix="fitted")
+    model = train(cfg, out_dir=tmp_path / "model", dataset=data).model
+    assert len(calls) == 1 and not model.caption_gamma
+    feats, fit, groups, captions, chosen = calls[0]
+    assert float(model.match_ratio) == chosen and chosen in MATCH_MIXES
+    assert 0 < int(fit.sum()) < len(fit)  # the training rows only
+
+    rows = fit.nonzero().squeeze(1)
+    group = np.asarray(groups)[rows.numpy()]
+    rng = np.random.default_rng(0)
+    donors = rows[[rng.choice(np.flatnonzero(group != g)) for g in group]]
+    (m_centre, m_spread), (c_centre, c_spread) = model.match_stats
+
+    def level_units(prompt_rows: torch.Tensor) -> torch.Tensor:
+        words, mask = feats["word_concepts"][prompt_rows], feats["words_mask"][prompt_rows]
+        m = TSPMGS.concept_log_match(feats["concepts"][rows], words, mask, model.concept_prior)
+        c = torch.nn.functional.cosine_similarity(captions, model.caption_target(feats)[prompt_rows], dim=-1)
+        return torch.stack([5 * (m - m_centre) / m_spread, 5 * (c - c_centre) / c_spread])
+
+    own, other = level_units(rows), level_units(donors)
+    shares = {r: float(((own[0] + r * own[1]) > (other[0] + r * other[1])).float().mean()) for r in MATCH_MIXES}
+    assert shares[chosen] == max(shares.values()) and len(set(shares.values())) > 1
+
+    small = prepare(cfg, data).bank.batch(torch.arange(6))
+    with torch.no_grad():
+        before = model.forward_head(small)
+        model.concept_gamma["alignment"] += 0.5
+        after = model.forward_head(small)
+        model.concept_gamma["alignment"] -= 0.5
+        match, caption = model.match_terms(small)
+    torch.testing.assert_close(after["alignment"] - before["alignment"], 0.5 * (match + chosen * caption))
+    torch.testing.assert_close(after["quality"], before["quality"])
+    loaded = create_model(str(tmp_path / "model"))
+    assert float(loaded.match_ratio) == chosen
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.forward_head(small)["alignment"], before["alignment"])

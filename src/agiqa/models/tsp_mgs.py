@@ -64,6 +64,12 @@ and ``Q += delta C`` with ``C = S(caption, F_Tts_3)`` for the alignment-kind dim
 zero-initialised). The text side is not trained, so new prompts are read in the same space as the training ones.
 The map is fitted before the gradient steps (``prefit``); while they run, the training rows see out-of-fold
 captions, as good as a new prompt's, so ``delta`` is not learnt from captions fitted to those very rows.
+
+``match_mix: fitted`` ties the two: ``Q += gamma (M + r C) + beta`` with one learned ``gamma`` and the mix ``r``
+chosen in ``prefit`` among ``MATCH_MIXES`` as the one under which the most training rows score higher with their
+own prompt than with a random other training prompt, ``C`` from the out-of-fold captions (what a new prompt
+gets). How far alignment falls under another prompt then depends on ``r`` alone, chosen for exactly that; with
+two free ``gamma`` it is whatever the MOS loss leaves.
 """
 
 from __future__ import annotations
@@ -91,6 +97,9 @@ from agiqa.models.registry import register_method
 DEFAULT_ALPHA = {"perception": 0.0, "alignment": 1.0, "generic": 1.0}
 GENERIC_PROMPT = "the prompt"
 _WORD = re.compile(r"\w[\w'-]*")
+
+
+MATCH_MIXES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)  # r of match_mix: fitted
 
 
 def prompt_words(prompt: str, max_words: int) -> list[str]:
@@ -139,6 +148,8 @@ class TSPMGS(QualityModel):
         match_init: Initial ``gamma`` of the concept and caption terms (0: an untrained term adds nothing). A
             dimension whose learned terms do not see the prompt reads it only through these terms, so it needs a
             positive start to read the prompt before training.
+        match_mix: ``learned`` (a ``gamma`` per term) or ``fitted`` (one ``gamma`` on ``M + r C``, ``r`` chosen in
+            ``prefit``; module docstring). ``fitted`` needs ``concept_match``, ``concept_pmi`` and ``caption_match``.
         own_projections: Dimensions that get joint-space projections of their own (copies of the encoder's, then
             trained on that dimension's loss alone); needs ``project_in_head``. The others share the encoder's.
     """
@@ -164,6 +175,7 @@ class TSPMGS(QualityModel):
         concept_pmi: bool = False,
         caption_match: bool = False,
         match_init: float = 0.0,
+        match_mix: str = "learned",
         own_projections: Sequence[str] = (),
     ) -> None:
         super().__init__(encoder, dimensions)
@@ -215,10 +227,19 @@ class TSPMGS(QualityModel):
         self.concept_pmi = concept_pmi
         if concept_pmi:
             self.register_buffer("concept_prior", torch.zeros(n_concepts))
+        if match_mix not in ("learned", "fitted"):
+            raise ValueError(f"tsp-mgs: match_mix={match_mix!r}; use 'learned' or 'fitted'")
+        self.mix_fitted = match_mix == "fitted"
+        if self.mix_fitted and not (concept_match and concept_pmi and caption_match and readers):
+            raise ValueError(
+                "tsp-mgs: match_mix: fitted mixes both terms; set concept_match, concept_pmi and caption_match"
+            )
         self.caption = RidgeCaption() if caption_match and readers else None
         self.caption_gamma = nn.ParameterDict(
-            {n: nn.Parameter(torch.tensor(float(match_init))) for n in readers if caption_match}
+            {n: nn.Parameter(torch.tensor(float(match_init))) for n in readers if caption_match and not self.mix_fitted}
         )
+        if self.mix_fitted:
+            self.register_buffer("match_ratio", torch.tensor(1.0))  # r of M + r C, chosen in prefit
         if concept_pmi or self.caption is not None:  # (centre, spread) of the concept and caption terms
             self.register_buffer("match_stats", torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
         unknown = sorted(set(own_projections) - set(names))
@@ -351,7 +372,10 @@ class TSPMGS(QualityModel):
             if self.fine_grained[name]:
                 scores[name] = scores[name] + (w_image + w_patch) / 2 * levels.shape[1]
             if name in self.concept_gamma:
-                scores[name] = scores[name] + self.concept_gamma[name] * match.to(image.dtype) + self.concept_beta[name]
+                term = (
+                    match if caption_match is None or not self.mix_fitted else match + self.match_ratio * caption_match
+                )
+                scores[name] = scores[name] + self.concept_gamma[name] * term.to(image.dtype) + self.concept_beta[name]
             if caption_match is not None and name in self.caption_gamma:
                 scores[name] = scores[name] + self.caption_gamma[name] * caption_match.to(image.dtype)
         return scores
@@ -366,7 +390,7 @@ class TSPMGS(QualityModel):
                 features["concepts"], features["word_concepts"], features["words_mask"], prior
             )
             match = self._standard(match, 0)
-        if self.caption_gamma and ("caption" in features or self.caption.fitted):
+        if self.caption is not None and ("caption" in features or self.caption.fitted):
             caption = features["caption"] if "caption" in features else self.caption(self.caption_input(features))
             caption_match = self._standard(cosine(caption, self.caption_target(features)), 1)
         return match, caption_match
@@ -412,7 +436,35 @@ class TSPMGS(QualityModel):
         caption[fit] = out_of_fold.to(caption)
         match = cosine(out_of_fold, target[fit])
         self.match_stats[1] = torch.stack([match.mean(), match.std().clamp_min(1e-6)])
+        if self.mix_fitted:
+            self.match_ratio.fill_(self.fit_mix(features, fit, groups, out_of_fold))
         return {"caption": caption}
+
+    @torch.no_grad()
+    def fit_mix(
+        self, features: dict[str, torch.Tensor], fit: torch.Tensor, groups: Sequence[str], captions: torch.Tensor
+    ) -> float:
+        """The ``r`` of ``MATCH_MIXES`` under which ``M + r C`` is higher with a training row's own prompt than with
+        the prompt of a random training row of another group, for the most rows (the first such ``r`` on ties).
+
+        Args:
+            features: Features of every row; ``fit`` the rows to choose on; ``groups`` every row's group.
+            captions: ``(fit.sum(), D_text)`` out-of-fold captions of the fitted rows.
+        """
+        rows = fit.nonzero().squeeze(1).cpu()
+        group = np.asarray(groups)[rows.numpy()]
+        rng = np.random.default_rng(0)
+        donors = rows[[rng.choice(np.flatnonzero(group != g)) for g in group]]
+        concepts, target = features["concepts"][rows], self.caption_target(features)
+        terms = []
+        for prompt_rows in (rows, donors):
+            words, mask = features["word_concepts"][prompt_rows], features["words_mask"][prompt_rows]
+            m = self._standard(self.concept_log_match(concepts, words, mask, self.concept_prior), 0)
+            c = self._standard(cosine(captions.to(target), target[prompt_rows]), 1)
+            terms.append((m, c))
+        (m_own, c_own), (m_other, c_other) = terms
+        shares = [float(((m_own + r * c_own) > (m_other + r * c_other)).float().mean()) for r in MATCH_MIXES]
+        return MATCH_MIXES[int(np.argmax(shares))]
 
     @staticmethod
     def concept_log_match(
