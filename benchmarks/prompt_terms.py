@@ -9,6 +9,8 @@ check, same seed), and the share of images whose term is lower under the other p
 toss), with the term's SRCC against the alignment MOS. Terms: ``M`` the concept match, ``M (PMI)`` its form
 divided by the average training image's, ``C`` the caption match, and ``M (PMI) + C`` in level units (each
 standardised over the training rows). No gradient step is taken: this is what a trained head can build on.
+A second table scans the mix ``M (PMI) + r C`` over ``MATCH_MIXES``, with the ``r`` that ``match_mix: fitted``
+picks on each split's training rows (``TSPMGS.fit_mix``) and what that choice gives on the test side.
 Writes ``benchmarks/results/prompt_terms.{md,json}``.
 """
 
@@ -26,6 +28,7 @@ import torch
 from agiqa.configs import find_config
 from agiqa.data.splits import load_splits, shipped_splits
 from agiqa.eval import metrics as M
+from agiqa.models.tsp_mgs import MATCH_MIXES
 from agiqa.train import TrainConfig
 from agiqa.train.mismatch import prompt_swap_share
 from agiqa.train.setup import load_training_data, prepare
@@ -41,6 +44,11 @@ def terms(model, feats: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         plain = model.concept_log_match(feats["concepts"], feats["word_concepts"], feats["words_mask"])
         pmi, caption = model.match_terms(feats)  # level units: the same order, so the same shares and SRCC
     return {n: t.numpy() for n, t in zip(TERMS, (plain, pmi, caption, pmi + caption), strict=True)}
+
+
+def percent(values: list[float]) -> str:
+    """Mean ± std of shares, in percent."""
+    return f"{100 * np.mean(values):.1f}% ± {100 * np.std(values):.1f}"
 
 
 def main() -> None:
@@ -65,13 +73,21 @@ def main() -> None:
         test_rows = [table.row[x] for x in split.test if x in table.row]
         fit = torch.zeros(len(everything), dtype=torch.bool)
         fit[train_rows] = True
-        model.prefit(feats, fit, list(table.groups))
+        captions = model.prefit(feats, fit, list(table.groups))["caption"]
+        chosen = model.fit_mix(feats, fit, list(table.groups), captions[fit])
         rng = np.random.default_rng(cfg.train.seed + i)  # the donors of train.probes.shuffled_prompt_check
         groups = np.array([table.groups[r] for r in test_rows])
         donors = [test_rows[rng.choice(np.flatnonzero(groups != g))] for g in groups]
         rows = torch.as_tensor(test_rows)
         own = terms(model, bank.batch(rows))
         other = terms(model, bank.batch(rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)]))
+        mixes = {}
+        for r in MATCH_MIXES:
+            mix_own, mix_other = own["M (PMI)"] + r * own["C"], other["M (PMI)"] + r * other["C"]
+            mixes[str(r)] = {
+                "prompt_swap_share": prompt_swap_share(mix_own, mix_other),
+                "srcc": float(M.srcc(mix_own, labels[test_rows])),
+            }
         per_split.append(
             {
                 n: {
@@ -80,7 +96,7 @@ def main() -> None:
                 }
                 for n in TERMS
             }
-            | {"caption_penalty": float(model.caption.penalty)}
+            | {"caption_penalty": float(model.caption.penalty), "mixes": mixes, "fitted_mix": chosen}
         )
         print(f"split {i + 1}: " + ", ".join(f"{n} {per_split[-1][n]['prompt_swap_share']:.3f}" for n in TERMS))
     seconds = time.perf_counter() - start
@@ -109,6 +125,22 @@ def main() -> None:
     for n in TERMS:
         (share, share_sd), (srcc, srcc_sd) = summary[n]["prompt_swap_share"], summary[n]["srcc"]
         lines.append(f"| {n} | {100 * share:.1f}% ± {100 * share_sd:.1f} | {srcc:.3f} ± {srcc_sd:.3f} |")
+    fitted = [s["fitted_mix"] for s in per_split]
+    fitted_share = [s["mixes"][str(s["fitted_mix"])]["prompt_swap_share"] for s in per_split]
+    lines += [
+        "",
+        "## The mix `M (PMI) + r C`",
+        "",
+        f"`r` picked on each split's training rows by `match_mix: fitted`: {', '.join(map(str, fitted))}; "
+        f"its prompt-swap share on the test side: {percent(fitted_share)}.",
+        "",
+        "| r | prompt-swap share | SRCC vs alignment MOS |",
+        "|---|---|---|",
+    ]
+    for r in MATCH_MIXES:
+        share = [s["mixes"][str(r)]["prompt_swap_share"] for s in per_split]
+        srcc = [s["mixes"][str(r)]["srcc"] for s in per_split]
+        lines.append(f"| {r} | {percent(share)} | {np.mean(srcc):.3f} ± {np.std(srcc):.3f} |")
     (RESULTS / "prompt_terms.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -20,9 +20,14 @@ README = REPO / "README.md"
 BEGIN, END = "<!-- protocol table: python benchmarks/readme_table.py --write -->", "<!-- end of protocol table -->"
 
 ROWS = [
-    ("**agiqa-lite (default)**: TSP-MGS ml, alignment read through the concept (PMI) and caption terms", "tsp-mgs-cap"),
+    (
+        "**agiqa-lite (default)**: TSP-MGS ml, alignment read through the concept (PMI) and caption terms, "
+        "mixed before training",
+        "tsp-mgs-cap-mix",
+    ),
+    ("the same, a learned weight per term: the previous default", "tsp-mgs-cap"),
     ('the same, alignment levels "A photo that ... matches the prompt."', "tsp-mgs-cap-generic"),
-    ("TSP-MGS ml + concept match, quality prompt-free, mismatch (random): the previous default", "tsp-mgs-ml-cmq-h0"),
+    ("TSP-MGS ml + concept match, quality prompt-free, mismatch (random): the default before", "tsp-mgs-ml-cmq-h0"),
     ("the same, stronger mismatch (2 random negatives per image, margin 1.0)", "tsp-mgs-ml-cmq-m1"),
     ("TSP-MGS ml + concept match + quality prompt-free, mismatch (half sharing a word)", "tsp-mgs-ml-cmq"),
     ("TSP-MGS ml + concept match, mismatch (half sharing a word)", "tsp-mgs-ml-cm"),
@@ -34,7 +39,7 @@ ROWS = [
     ("TSP-MGS trained on same-prompt pairs (pairwise CE)", "tsp-mgs-pairs"),
     ("TSP-MGS + Stable Preference (same pairs)", "tsp-mgs-sp"),
     ("IP-IQA", "ip-iqa"),
-    ("PrefIQA (scale fixed)", "prefiqa"),
+    ("PrefIQA (scale fixed; same-prompt pairs only: read its pairwise accuracy)", "prefiqa"),
 ]
 HEADER = [
     "| model | splits | quality SRCC | alignment SRCC | alignment pairwise | prompt swap | drop | "

@@ -24,7 +24,7 @@ from agiqa.configs import find_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = find_config("lite/default")
-PROTOCOL_CONFIG = find_config("lite/tsp-mgs-cap")
+PROTOCOL_CONFIG = find_config("lite/tsp-mgs-cap-mix")
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 RECORD = WEIGHTS.with_name("agiqa-lite.training.json")
@@ -64,7 +64,8 @@ def describe(source: str) -> str:
         "image statistics and the ImageNet-class bridge. Quality is prompt-free. Alignment reads the prompt through "
         "two terms that carry to new prompts: the concept-level match of the prompt's words with the ImageNet "
         "classes the image shows (PMI form) and a caption match (a closed-form map from the image to the text "
-        "space, compared with the prompt); its learned level-prompt terms do not see the prompt. Projections and "
+        "space, compared with the prompt), mixed before training as the mix that best tells the training images' "
+        "own prompts from others'; its learned level-prompt terms do not see the prompt. Projections and "
         "head trained on AGIQA-3K with mismatched prompts as negatives (alignment must fall under another prompt). "
         f"Scores quality and alignment on the AGIQA-3K MOS scale. Metrics: {source}. Retrain: "
         "python benchmarks/train_default.py"
