@@ -12,7 +12,6 @@ prompt-swap share. Writes ``benchmarks/results/ensemble_probe.{md,json}``, after
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import os
@@ -25,10 +24,11 @@ import torch
 from agiqa.configs import find_config
 from agiqa.data.splits import load_splits, shipped_splits
 from agiqa.eval import metrics as M
-from agiqa.train import TrainConfig, train
+from agiqa.train import TrainConfig
 from agiqa.train.checkpoint import snapshot
 from agiqa.train.mismatch import prompt_swap_share
-from agiqa.train.selection import carve_validation
+from agiqa.train.probes import swap_donors
+from agiqa.train.protocol import train_on_split
 from agiqa.train.setup import load_training_data, prepare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,16 +45,8 @@ def member_scores(config: str, root: Path, n_splits: int) -> list[dict[str, np.n
     initial = snapshot(setup.model)
     out = []
     for i, split in enumerate(load_splits(shipped_splits("agiqa3k"), dataset)[:n_splits]):
-        rows = [table.row[x] for x in split.train if x in table.row]
-        fit_rows = carve_validation(table, rows, cfg.data.val_fraction, cfg.train.seed + i)
-        setup.model.load_state_dict(initial, strict=False)
-        torch.manual_seed(cfg.train.seed + i)
-        train_side, _ = split.apply(dataset)
-        train(cfg, setup=dataclasses.replace(setup, dataset=train_side), rows=fit_rows)
-        test_rows = [table.row[x] for x in split.test if x in table.row]
-        rng = np.random.default_rng(cfg.train.seed + i)  # the donors of train.probes.shuffled_prompt_check
-        groups = np.array([table.groups[r] for r in test_rows])
-        donors = [test_rows[rng.choice(np.flatnonzero(groups != g))] for g in groups]
+        _, _, test_rows, _ = train_on_split(cfg, setup, dataset, split, i, initial)
+        donors = swap_donors(table.groups, test_rows, cfg.train.seed + i)  # the protocol's shuffled-prompt check
         own = bank.predict(test_rows)
         other = bank.predict(test_rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)].tolist())
         labels = {d: table.labels[d][test_rows] for d in ("quality", "alignment")}

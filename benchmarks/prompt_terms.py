@@ -31,6 +31,7 @@ from agiqa.eval import metrics as M
 from agiqa.models.tsp_mgs import MATCH_MIXES
 from agiqa.train import TrainConfig
 from agiqa.train.mismatch import prompt_swap_share
+from agiqa.train.probes import swap_donors
 from agiqa.train.setup import load_training_data, prepare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,9 +76,7 @@ def main() -> None:
         fit[train_rows] = True
         captions = model.prefit(feats, fit, list(table.groups))["caption"]
         chosen = model.fit_mix(feats, fit, list(table.groups), captions[fit])
-        rng = np.random.default_rng(cfg.train.seed + i)  # the donors of train.probes.shuffled_prompt_check
-        groups = np.array([table.groups[r] for r in test_rows])
-        donors = [test_rows[rng.choice(np.flatnonzero(groups != g))] for g in groups]
+        donors = swap_donors(table.groups, test_rows, cfg.train.seed + i)  # the protocol's shuffled-prompt check
         rows = torch.as_tensor(test_rows)
         own = terms(model, bank.batch(rows))
         other = terms(model, bank.batch(rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)]))

@@ -35,6 +35,15 @@ def split_metrics(frame: pd.DataFrame, test: Dataset) -> dict[str, dict[str, flo
         return metric_table(evaluate_predictions(frame, test, dims))
 
 
+def swap_donors(groups: Sequence[str], rows: Sequence[int], seed: int) -> list[int]:
+    """For each of ``rows``, a random one of ``rows`` from another group (``groups``: the group of every table row):
+    the images whose prompts the shuffled-prompt check pairs them with."""
+    rng = np.random.default_rng(seed)
+    rows = list(rows)
+    own = np.array([groups[r] for r in rows])
+    return [rows[rng.choice(np.flatnonzero(own != g))] for g in own]
+
+
 def shuffled_prompt_check(bank: FeatureBank, rows: Sequence[int], seed: int = 0) -> dict[str, float]:
     """Scores of test images with their own prompt vs the prompt of a random image from another group.
 
@@ -47,10 +56,8 @@ def shuffled_prompt_check(bank: FeatureBank, rows: Sequence[int], seed: int = 0)
     dims = [d.name for d in bank.model.dimensions if d.needs_prompt]
     if not dims or len({table.groups[r] for r in rows}) < 2:
         return {}
-    rng = np.random.default_rng(seed)
     rows = list(rows)
-    groups = np.array([table.groups[r] for r in rows])
-    donors = [rows[rng.choice(np.flatnonzero(groups != g))] for g in groups]
+    donors = swap_donors(table.groups, rows, seed)
     right = bank.predict(rows)
     wrong = bank.predict(rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)].tolist())
     out: dict[str, float] = {}

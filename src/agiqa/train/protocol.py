@@ -32,10 +32,10 @@ from agiqa.data.splits import Split
 from agiqa.eval.report import aggregate, format_cell, markdown_table, wide, write_report
 from agiqa.train.checkpoint import snapshot
 from agiqa.train.config import TrainConfig
-from agiqa.train.loop import train
+from agiqa.train.loop import TrainResult, train
 from agiqa.train.probes import ROBUSTNESS_RATIOS, robustness_table, shuffled_prompt_check, split_metrics
 from agiqa.train.selection import carve_validation
-from agiqa.train.setup import prepare
+from agiqa.train.setup import TrainSetup, prepare
 
 
 @dataclass
@@ -81,6 +81,25 @@ class ProtocolResult:
         )
 
 
+def train_on_split(
+    config: TrainConfig, setup: TrainSetup, dataset: Dataset, split: Split, index: int, initial: dict[str, Any]
+) -> tuple[TrainResult, tuple[list[int], list[int]], list[int], Dataset]:
+    """Train ``setup``'s model on split ``index``'s training side as the protocol does: from the ``initial`` head
+    (``checkpoint.snapshot``), seeded by ``config.train.seed + index``, a grouped validation part held out.
+
+    Returns:
+        The training result, the ``(fit, validation)`` rows, the test side's table rows and its dataset.
+    """
+    row = setup.table.row
+    train_dataset, test = split.apply(dataset)
+    rows = [row[x] for x in split.train if x in row]
+    fit_rows = carve_validation(setup.table, rows, config.data.val_fraction, config.train.seed + index)
+    setup.model.load_state_dict(initial, strict=False)
+    torch.manual_seed(config.train.seed + index)
+    res = train(config, setup=dataclasses.replace(setup, dataset=train_dataset), rows=fit_rows)
+    return res, fit_rows, [row[x] for x in split.test if x in row], test
+
+
 def run_protocol(
     config: TrainConfig,
     dataset: Dataset,
@@ -117,19 +136,11 @@ def run_protocol(
     setup = prepare(config, dataset)
     result.feature_seconds = setup.feature_seconds
     initial = snapshot(setup.model)
-    table, bank, row = setup.table, setup.bank, setup.table.row
-    for i, split in enumerate(splits):
-        if i < done:
-            continue
-        train_dataset, test = split.apply(dataset)
-        rows = [row[x] for x in split.train if x in row]
-        fit_rows = carve_validation(table, rows, config.data.val_fraction, config.train.seed + i)
-        setup.model.load_state_dict(initial, strict=False)
-        torch.manual_seed(config.train.seed + i)
-        res = train(config, setup=dataclasses.replace(setup, dataset=train_dataset), rows=fit_rows)
+    bank = setup.bank
+    for i, split in enumerate(splits[done:], start=done):
+        res, fit_rows, test_rows, test = train_on_split(config, setup, dataset, split, i, initial)
         result.train_seconds.append(res.seconds)
         result.val_history.append(res.history)
-        test_rows = [row[x] for x in split.test if x in row]
         scores = split_metrics(bank.prediction_frame(test_rows), test)
         shuffled = shuffled_prompt_check(bank, test_rows, seed=config.train.seed + i)
         seen = shuffled_prompt_check(bank, fit_rows[0], seed=config.train.seed + i)
