@@ -1,12 +1,14 @@
 """Averages of TSP-MGS recipes on the grouped AGIQA-3K splits: does stacking their scores beat the best one?
 
     python benchmarks/ensemble_probe.py [--splits 3] [--threads 1] [--load-note "what else ran"]
+    python benchmarks/ensemble_probe.py --members lite/tsp-mgs-ml-cmq-h0 lite/tsp-mgs-cap-mix --splits 10 \
+        --stem ensemble_probe_default      # the two recipes of agiqa-lite on all 10 splits
 
 Each member config trains per split exactly as ``run_protocol.py`` trains it (same initial head, seed, validation
 part and training side); its test-side scores are kept, with the alignment scores under the donor prompts of the
 protocol's shuffled-prompt check. Every subset of two or more members is then scored by the plain mean of the
 members' scores (all are on the MOS scale). Reported per member and per mean: quality and alignment SRCC and the
-prompt-swap share. Writes ``benchmarks/results/ensemble_probe.{md,json}``, after every split.
+prompt-swap share. Writes ``benchmarks/results/<stem>.{md,json}`` (``--stem``, default ``ensemble_probe``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import itertools
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -74,6 +77,7 @@ def main() -> None:
     parser.add_argument("--members", nargs="+", default=list(MEMBERS))
     parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--stem", default="ensemble_probe", help="name of the result files")
     parser.add_argument("--load-note", default="", help="what else ran on the machine (written into the result)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -87,11 +91,11 @@ def main() -> None:
     machine = f"CPU, {args.threads} thread(s), {os.cpu_count()} cores; {args.load_note or 'no note'}"
     doc = {"n_splits": args.splits, "members": args.members, "rows": rows, "seconds": seconds, "machine": machine}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ensemble_probe.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (RESULTS / f"{args.stem}.json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [
         f"# Means of TSP-MGS recipes (AGIQA-3K, first {args.splits} grouped splits)",
         "",
-        f"`python benchmarks/ensemble_probe.py --splits {args.splits}` — {seconds:.0f} s, {machine}.",
+        f"`python benchmarks/ensemble_probe.py {' '.join(sys.argv[1:])}` — {seconds:.0f} s, {machine}.",
         "Each row: the plain mean of its members' scores; mean ± std over the splits.",
         "",
         "| members | quality SRCC | alignment SRCC | prompt swap |",
@@ -101,7 +105,7 @@ def main() -> None:
         cells = [f"{np.mean(per[k]):.3f} ± {np.std(per[k]):.3f}" for k in ("quality_srcc", "alignment_srcc")]
         share = per["prompt_swap_share"]
         lines.append(f"| {name} | {' | '.join(cells)} | {100 * np.mean(share):.1f}% ± {100 * np.std(share):.1f} |")
-    (RESULTS / "ensemble_probe.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

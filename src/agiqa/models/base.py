@@ -105,6 +105,11 @@ class QualityModel(nn.Module):
         """
         return {}
 
+    def loss_parts(self) -> list[QualityModel]:
+        """The models whose scores the training objective is taken over, each on its own and summed: ``[self]``;
+        an ensemble returns its members, so each learns from its own scores as it would alone."""
+        return [self]
+
     def forward(self, pixel_values: torch.Tensor, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Scores for a batch: ``{dimension: (B,) tensor}``."""
         return self.forward_head(self.forward_features(pixel_values, prompts))

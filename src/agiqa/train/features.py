@@ -70,7 +70,7 @@ class FeatureBank:
     def prefitted(self, rows: Sequence[int]) -> Iterator[None]:
         """Fit the model's closed-form parts on ``rows`` (``QualityModel.prefit``) and serve the stand-in features
         it returns until the block ends; the model computes those features itself afterwards."""
-        if type(self.model).prefit is QualityModel.prefit:
+        if all(type(part).prefit is QualityModel.prefit for part in self.model.loss_parts()):
             yield
             return
         name = self.model.name
@@ -140,6 +140,7 @@ class FeatureBank:
         batch_size: int = 256,
         view: int = 0,
         prompt_rows: Sequence[int] | None = None,
+        model: QualityModel | None = None,
     ) -> dict[str, np.ndarray]:
         """Scores ``{dimension: (len(rows),)}`` of the given rows, model in eval mode.
 
@@ -148,19 +149,21 @@ class FeatureBank:
             batch_size: Rows per head call.
             view: Which view of the images.
             prompt_rows: Rows of ``prompts`` to score the images with instead of their own prompts.
+            model: Score with this model instead (a part of the bank's model, ``QualityModel.loss_parts``).
         """
-        was = self.model.training
-        self.model.eval()
+        model = model if model is not None else self.model
+        was = model.training
+        model.eval()
         out: dict[str, list[np.ndarray]] = {}
         rows_t = torch.as_tensor(list(rows), dtype=torch.long)
         prompts_t = None if prompt_rows is None else torch.as_tensor(list(prompt_rows), dtype=torch.long)
         for start in range(0, len(rows_t), batch_size):
             part = slice(start, start + batch_size)
             other = None if prompts_t is None else prompts_t[part]
-            scores = self.model.forward_head(self.batch(rows_t[part], view, prompt_rows=other))
+            scores = model.forward_head(self.batch(rows_t[part], view, prompt_rows=other))
             for dim, s in scores.items():
                 out.setdefault(dim, []).append(s.detach().float().cpu().numpy())
-        self.model.train(was)
+        model.train(was)
         return {d: np.concatenate(v) for d, v in out.items()}
 
     def prediction_frame(self, rows: Sequence[int], view: int = 0) -> pd.DataFrame:

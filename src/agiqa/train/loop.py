@@ -85,12 +85,14 @@ class _RunState:
     running: list[float] = field(default_factory=list)
     best_val: float = -math.inf
     best_state: dict[str, torch.Tensor] | None = None
+    part_best: list[float] = field(default_factory=list)  # per part of a model of several (loss_parts)
 
     @classmethod
     def resumed(cls, doc: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> _RunState:
         """The state a checkpoint saved (its JSON scalars and best weights)."""
         best_val = doc["best_val"] if doc["best_val"] is not None else -math.inf
-        return cls(doc["step"], doc["history"], doc.get("running", []), best_val, best_state)
+        part_best = [v if v is not None else -math.inf for v in doc.get("part_best", [])]
+        return cls(doc["step"], doc["history"], doc.get("running", []), best_val, best_state, part_best)
 
     def scalars(self, running: int | None = None) -> dict[str, Any]:
         """The JSON part of a checkpoint (the last ``running`` losses, when given)."""
@@ -98,6 +100,8 @@ class _RunState:
         if running is not None:
             doc["running"] = self.running[-running:]
         doc["best_val"] = self.best_val if math.isfinite(self.best_val) else None
+        if self.part_best:
+            doc["part_best"] = [v if math.isfinite(v) else None for v in self.part_best]
         return doc
 
 
@@ -150,8 +154,12 @@ def train(
     writer = ckpt if ranks.is_writer else None
     with bank.prefitted(train_rows):
         _fit(config, setup, objective, val_rows, opt, sched, state, writer, per_epoch, total, ranks)
+    kept = None
     if t.keep_best and state.best_state is not None:
         model.load_state_dict(state.best_state, strict=False)
+        if state.part_best and val_rows:  # the parts' best epochs put together: validate what is kept
+            kept = validate(bank, val_rows, objective.dims, objective.val_pairs)
+            state.best_val = kept.get("val", math.nan)
     model.eval()
     bad = sorted(k for k, v in trainable_state(model).items() if v.is_floating_point() and not v.isfinite().all())
     if bad:
@@ -163,7 +171,7 @@ def train(
     if out_dir is not None and ranks.is_writer:
         reference = training_reference(setup.bank, train_rows, config.data.dataset, seed=t.seed)
         result.out_dir = write_run_folder(
-            config, model, out_dir, setup.table, train_rows, val_rows, state.history, reference
+            config, model, out_dir, setup.table, train_rows, val_rows, state.history, reference, kept
         )
         if ckpt is not None:
             ckpt.save(model, opt, sched, state.scalars(), state.best_state)
@@ -220,10 +228,38 @@ def _fit(
                 state.history.append(entry)
                 val = entry.get("val", math.nan)
                 bar.update(task, val=val)
-                if t.keep_best and math.isfinite(val) and val > state.best_val:
+                if len(model.loss_parts()) > 1:
+                    _keep_best_parts(model, bank, val_rows, objective, state, entry, t.keep_best)
+                elif t.keep_best and math.isfinite(val) and val > state.best_val:
                     state.best_val, state.best_state = val, trainable_state(model)
             if ckpt is not None and step % (t.checkpoint_every or per_epoch) == 0 and step < total:
                 ckpt.save(model, opt, sched, state.scalars(running=per_epoch), state.best_state)
+
+
+def _keep_best_parts(
+    model: QualityModel,
+    bank: FeatureBank,
+    val_rows: Sequence[int],
+    objective: Objective,
+    state: _RunState,
+    entry: dict[str, float],
+    keep_best: bool,
+) -> None:
+    """A model of several parts (an ensemble's members) keeps each part's best epoch by that part's own validation,
+    as the part would alone; ``entry`` gets ``val_part<i>``, ``state.best_state`` the improved parts' weights."""
+    parts = model.loss_parts()
+    state.part_best = state.part_best or [-math.inf] * len(parts)
+    state.best_state = {} if state.best_state is None else state.best_state
+    state.best_val = max(state.best_val, entry.get("val", -math.inf))
+    whole = model.state_dict(keep_vars=True)
+    kept = trainable_state(model)
+    for i, part in enumerate(parts):
+        val = validate(bank, val_rows, objective.dims, objective.val_pairs, model=part).get("val", math.nan)
+        entry[f"val_part{i}"] = val
+        if keep_best and math.isfinite(val) and val > state.part_best[i]:
+            state.part_best[i] = val
+            own = {id(v) for v in part.state_dict(keep_vars=True).values()}
+            state.best_state.update({k: kept[k] for k, v in whole.items() if id(v) in own and k in kept})
 
 
 def _optimizer(model: QualityModel, config: TrainConfig) -> torch.optim.Optimizer:
@@ -246,11 +282,18 @@ def _scheduler(opt: torch.optim.Optimizer, config: TrainConfig, total: int) -> A
     return get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=total, scheduler_specific_kwargs=kwargs)
 
 
-def validate(bank: FeatureBank, rows: Sequence[int], dims: Sequence[str], pairs: Pairs | None) -> dict[str, float]:
-    """Validation figures: SRCC per MOS dimension (``val_srcc`` = their mean) or pair accuracy."""
+def validate(
+    bank: FeatureBank,
+    rows: Sequence[int],
+    dims: Sequence[str],
+    pairs: Pairs | None,
+    model: QualityModel | None = None,
+) -> dict[str, float]:
+    """Validation figures: SRCC per MOS dimension (``val_srcc`` = their mean) or pair accuracy, of the bank's model
+    or of ``model`` (one of its parts)."""
     if not rows:
         return {}
-    preds = bank.predict(rows)
+    preds = bank.predict(rows, model=model)
     out: dict[str, float] = {}
     table = bank.table
     with np.errstate(all="ignore"):

@@ -60,7 +60,11 @@ class Objective:
     def batch_loss(
         self, model: QualityModel, bank: FeatureBank, idx: torch.Tensor, step: int, device: str | torch.device
     ) -> torch.Tensor:
-        """Loss of the items ``idx`` at optimiser step ``step`` (labels sent to ``device``, where the model is)."""
+        """Loss of the items ``idx`` at optimiser step ``step`` (labels sent to ``device``, where the model is);
+        for a model of several parts (``QualityModel.loss_parts``), the sum of each part's loss on its own scores."""
+        parts = model.loss_parts()
+        if len(parts) > 1:
+            return torch.stack([self.batch_loss(part, bank, idx, step, device) for part in parts]).sum()
         if isinstance(self.items, Pairs):
             return self._pair_loss(model, bank, self.items, idx, step, device)
         rows = torch.as_tensor([self.items[i] for i in idx.tolist()], dtype=torch.long)
