@@ -21,13 +21,22 @@ BEGIN, END = "<!-- protocol table: python benchmarks/readme_table.py --write -->
 
 ROWS = [
     (
-        "**agiqa-lite (default)**: TSP-MGS ml, alignment read through the concept (PMI) and caption terms, "
-        "mixed before training",
+        "**agiqa-lite (default)**: two members, the previous default and the default before last; quality their "
+        "mean, alignment the previous default's",
+        "tsp-mgs-ens-q",
+    ),
+    ("the same two members, both giving both scores (one config: mismatch margin 1.5 for both)", "tsp-mgs-ens"),
+    (
+        "TSP-MGS ml, alignment read through the concept (PMI) and caption terms, mixed before training: "
+        "the previous default",
         "tsp-mgs-cap-mix",
     ),
-    ("the same, a learned weight per term: the previous default", "tsp-mgs-cap"),
+    ("the same, a learned weight per term", "tsp-mgs-cap"),
     ('the same, alignment levels "A photo that ... matches the prompt."', "tsp-mgs-cap-generic"),
-    ("TSP-MGS ml + concept match, quality prompt-free, mismatch (random): the default before", "tsp-mgs-ml-cmq-h0"),
+    (
+        "TSP-MGS ml + concept match, quality prompt-free, mismatch (random): the default before last",
+        "tsp-mgs-ml-cmq-h0",
+    ),
     ("the same, stronger mismatch (2 random negatives per image, margin 1.0)", "tsp-mgs-ml-cmq-m1"),
     ("TSP-MGS ml + concept match + quality prompt-free, mismatch (half sharing a word)", "tsp-mgs-ml-cmq"),
     ("TSP-MGS ml + concept match, mismatch (half sharing a word)", "tsp-mgs-ml-cm"),
@@ -40,6 +49,7 @@ ROWS = [
     ("TSP-MGS + Stable Preference (same pairs)", "tsp-mgs-sp"),
     ("IP-IQA", "ip-iqa"),
     ("PrefIQA (scale fixed; same-prompt pairs only: read its pairwise accuracy)", "prefiqa"),
+    ("PrefIQA + Stable Preference (the same pairs)", "prefiqa-sp"),
 ]
 HEADER = [
     "| model | splits | quality SRCC | alignment SRCC | alignment pairwise | prompt swap | drop | "

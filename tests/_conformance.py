@@ -85,7 +85,8 @@ def check_contract(model: QualityModel, prompt_sensitive: bool = True) -> None:
 
 
 def check_gradients(model: QualityModel) -> None:
-    """Two SGD steps on a loss of every score reach every trainable head parameter (after ``prefit``, as in training).
+    """Two SGD steps on a loss of every score reach every trainable head parameter (after ``prefit``, as in training;
+    the scores of each of ``model.loss_parts()``, as the trainer takes them).
 
     BLIP-2's Q-Former runs a feed-forward on the text positions of every layer; only the queries are read out, so
     the last layer's text feed-forward of a ``QFormer`` cannot influence any score and is exempt.
@@ -103,8 +104,12 @@ def check_gradients(model: QualityModel) -> None:
     optimiser = torch.optim.SGD(head.values(), lr=0.1)
     for _ in range(2):  # a second step so that parameters behind zero-initialised layers get gradients too
         optimiser.zero_grad()
-        out = model.forward_head(features)
-        loss = sum((s * torch.arange(4.0)).sum() + (s**2).sum() * (k + 1) for k, s in enumerate(out.values()))
+        loss = torch.zeros(())
+        for part in model.loss_parts():  # as the trainer does: each part's own scores (an ensemble's members)
+            out = part.forward_head(features)
+            loss = loss + sum(
+                (s * torch.arange(4.0)).sum() + (s**2).sum() * (k + 1) for k, s in enumerate(out.values())
+            )
         loss.backward()
         optimiser.step()
     dead = [n for n, p in head.items() if n not in unused and (p.grad is None or not p.grad.abs().sum() > 0)]

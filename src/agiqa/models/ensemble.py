@@ -6,7 +6,8 @@ head, not a second encoder:
 
 * every member reads the card's encoder, whose towers run once per input (within ``image_features`` /
   ``text_features`` the encoder answers a repeated input from memory, whichever member asks) and one member's
-  features serve every member that names the same feature; members must agree on them (same encoder, views and words), else building features is an error;
+  features serve every member that names the same feature; members must agree on them (same encoder, views and
+  words), else building features is an error;
 * each member projects into the joint space with projections of its own (``agiqa.encoders.shared``), trained on
   its own loss; the encoder's own projections are frozen and unused;
 * scores: per dimension, the mean of the members that give it: every member by default, those whose
