@@ -251,3 +251,23 @@ def test_an_interrupted_ensemble_resumes_to_the_uninterrupted_model(tmp_path: Pa
     for key in a:
         torch.testing.assert_close(a[key], b[key], msg=key)
     assert resumed.best_val == pytest.approx(whole.best_val)
+
+
+class _NoProjections(TinyDualEncoder):
+    """An encoder whose projections are part of its towers (as CLIP's): nothing for a member to copy."""
+
+    def projection_modules(self) -> list[torch.nn.Module]:
+        return []
+
+
+def test_members_share_an_encoder_without_projections_whole() -> None:
+    from _conformance import check_contract
+
+    plain = {"n_patches": 1, "fine_grained": {"quality": False}, "adapter": True}
+    members = [
+        {"method": "tsp-mgs", "method_args": plain},
+        {"method": "tsp-mgs", "method_args": {**plain, "alpha": 0.5}},
+    ]
+    model = Ensemble(_NoProjections(seed=6), DIMS, members).eval()
+    assert all(not m.encoder.projection_modules() for m in model.members)
+    check_contract(model)
