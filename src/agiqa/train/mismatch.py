@@ -84,6 +84,7 @@ class Mismatch:
         own_scores: dict[str, torch.Tensor],
         step: int,
         pair_loss: str | None,
+        part: int | None = None,
     ) -> torch.Tensor:
         """Mismatch loss of a batch of image ``rows`` whose own-prompt scores are ``own_scores``.
 
@@ -93,6 +94,7 @@ class Mismatch:
             own_scores: ``{dimension: (len(rows),)}`` scores under the own prompts.
             step: Optimiser step (seeds the draw).
             pair_loss: The objective's pair loss (``kl`` / ``pairwise_ce``), or None for MOS objectives.
+            part: Which of the model's loss parts ``model`` is (picks its margin), None for a model of one part.
         """
         position = {int(r): i for i, r in enumerate(rows.tolist())}
         neg_rows, neg_prompts = self.negatives(rows, step)
@@ -109,7 +111,7 @@ class Mismatch:
             elif pair_loss == "pairwise_ce":
                 terms.append(pairwise_cross_entropy(s_own, s_other, 1.0))
             else:
-                terms.append(torch.relu(self.options.margin - (s_own - s_other)).mean())
+                terms.append(torch.relu(self.options.margin_of(part) - (s_own - s_other)).mean())
         return self.options.weight * torch.stack(terms).sum()
 
 

@@ -58,20 +58,28 @@ class Objective:
         return len(self.items)
 
     def batch_loss(
-        self, model: QualityModel, bank: FeatureBank, idx: torch.Tensor, step: int, device: str | torch.device
+        self,
+        model: QualityModel,
+        bank: FeatureBank,
+        idx: torch.Tensor,
+        step: int,
+        device: str | torch.device,
+        part: int | None = None,
     ) -> torch.Tensor:
         """Loss of the items ``idx`` at optimiser step ``step`` (labels sent to ``device``, where the model is);
-        for a model of several parts (``QualityModel.loss_parts``), the sum of each part's loss on its own scores."""
+        for a model of several parts (``QualityModel.loss_parts``), the sum of each part's loss on its own scores.
+        ``part`` says which part ``model`` is (it picks the part's own mismatch margin)."""
         parts = model.loss_parts()
         if len(parts) > 1:
-            return torch.stack([self.batch_loss(part, bank, idx, step, device) for part in parts]).sum()
+            losses = [self.batch_loss(p, bank, idx, step, device, part=i) for i, p in enumerate(parts)]
+            return torch.stack(losses).sum()
         if isinstance(self.items, Pairs):
-            return self._pair_loss(model, bank, self.items, idx, step, device)
+            return self._pair_loss(model, bank, self.items, idx, step, device, part)
         rows = torch.as_tensor([self.items[i] for i in idx.tolist()], dtype=torch.long)
         out = model.forward_head(bank.batch(rows))
         loss = regression_loss(out, self.targets[rows].to(device), self.dims, self.loss)
         if self.mismatch is not None:
-            loss = loss + self.mismatch.loss(model, rows, out, step, None)
+            loss = loss + self.mismatch.loss(model, rows, out, step, None, part)
         return loss
 
     def _pair_loss(
@@ -82,6 +90,7 @@ class Objective:
         idx: torch.Tensor,
         step: int,
         device: str | torch.device,
+        part: int | None,
     ) -> torch.Tensor:
         a = torch.as_tensor(pairs.a[idx.numpy()], dtype=torch.long)
         b = torch.as_tensor(pairs.b[idx.numpy()], dtype=torch.long)
@@ -106,7 +115,7 @@ class Objective:
         else:
             loss = per_pair.mean()
         if self.mismatch is not None:
-            loss = loss + self.mismatch.loss(model, rows, out, step, self.loss)
+            loss = loss + self.mismatch.loss(model, rows, out, step, self.loss, part)
         return loss
 
 
@@ -146,6 +155,12 @@ def make_objective(
         raise ValueError(f"{config.source}: no training {what} in the training data")
     mismatch = None
     if t.mismatch.enabled:
+        parts = len(model.loss_parts())
+        if t.mismatch.part_margins is not None and len(t.mismatch.part_margins) != parts:
+            raise ValueError(
+                f"{config.source}: train.mismatch.part_margins has {len(t.mismatch.part_margins)} margins for a "
+                f"model trained in {parts} part(s); give one per ensemble member, in order, or leave it out"
+            )
         which = mismatch_dimensions(t.mismatch, dims, config.source)
         mismatch = Mismatch(t.mismatch, bank, train_rows, which, t.seed)
     return Objective(loss, dims, items, targets, val_pairs, sp, mismatch)
