@@ -104,5 +104,8 @@ def test_a_resumed_run_measures_what_an_uninterrupted_one_does(tmp_path: Path, d
     for dim, metrics in full.per_split[1].items():
         assert resumed.per_split[1][dim] == pytest.approx(metrics, nan_ok=True)
     assert len(resumed.robustness) == len(full.robustness)
+    # the validation history of each split (which epoch was kept, and why) survives the file and the resume
+    assert resumed.val_history[0] == first.val_history[0] and len(resumed.val_history) == 2
+    assert [e["epoch"] for e in resumed.val_history[1]] == [e["epoch"] for e in full.val_history[1]]
     with pytest.raises(ValueError, match="cannot resume"):
         run_protocol(cfg.replace(name="other"), data, splits, progress=False, resume=earlier)

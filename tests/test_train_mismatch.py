@@ -157,6 +157,38 @@ def test_mint_iqa_reads_the_prompt_through_its_q_former(tmp_path: Path) -> None:
     assert with_negatives >= 0.9 and with_negatives > plain + 0.2, (plain, with_negatives)
 
 
+def test_keep_best_by_swap_keeps_the_epoch_best_by_srcc_plus_the_validation_swap_share(tmp_path: Path) -> None:
+    """``keep_best_by: srcc+swap`` (MINT-IQA's best-SRCC epoch came before it read the prompt): each validation
+    entry's ``val`` is its mean SRCC plus the share of validation images scored lower under another validation
+    group's prompt, and the kept weights give the share of the entry with the highest ``val``."""
+    from agiqa.train.probes import swap_donors
+    from agiqa.train.selection import carve_validation
+
+    tiny.register()
+    data = tiny.make_dataset(tmp_path / "images", n_prompts=12, per_prompt=6, aligned=True)
+    mismatch = {"enabled": True, "margin": 1.0, "per_item": 2, "weight": 2.0}
+    cfg = config(tmp_path / "run", epochs=12, keep_best=True, keep_best_by="srcc+swap", mismatch=mismatch)
+    setup = prepare(cfg, data)
+    fit, val = carve_validation(setup.table, list(range(len(setup.table))), 0.34, 0)
+    result = train(cfg, setup=setup, rows=(fit, val))
+    history = result.history
+    for entry in history:
+        srcc = np.mean([entry["val_srcc_quality"], entry["val_srcc_alignment"]])
+        assert entry["val"] == pytest.approx(srcc + entry["val_swap_alignment"], abs=1e-9), entry
+        assert "val_swap_quality" not in entry  # only the alignment-kind dimensions are asked to read the prompt
+    best = max(history, key=lambda e: e["val"])
+    bank = setup.bank
+    donors = bank.prompt_row[torch.as_tensor(swap_donors(setup.table.groups, val, seed=0))].tolist()
+    own, other = bank.predict(val)["alignment"], bank.predict(val, prompt_rows=donors)["alignment"]
+    assert prompt_swap_share(own, other) == pytest.approx(best["val_swap_alignment"])
+    assert len({round(e["val_swap_alignment"], 6) for e in history}) > 1, "the share must move while training"
+
+
+def test_keep_best_by_names_the_config_key_when_unknown() -> None:
+    with pytest.raises(ValueError, match=r"train\.keep_best_by='swap'.*srcc\+swap"):
+        tiny.train_config(Path("/tmp"), "bad", 0.2, keep_best_by="swap").validate()
+
+
 def test_mismatch_dimensions_name_the_config() -> None:
     assert mismatch_dimensions(MismatchConfig(enabled=True), ["quality", "alignment"], "c.yaml") == ["alignment"]
     with pytest.raises(ValueError, match=r"c\.yaml: .*\['style'\]"):

@@ -32,6 +32,7 @@ import yaml
 
 LOSSES = ("l1", "mae", "mse", "kl", "pairwise_ce")
 SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts")
+KEEP_BEST_BY = ("srcc", "srcc+swap")
 
 
 class ConfigError(ValueError):
@@ -162,6 +163,10 @@ class TrainSection:
         seed: Seed of everything random (initialisation, shuffling, views).
         eval_every: Validate every this many epochs.
         keep_best: Restore the weights with the best validation SRCC at the end.
+        keep_best_by: What "best" means: ``srcc`` (mean validation SRCC, or pair accuracy for pair data) or
+            ``srcc+swap``, that plus the mean prompt-swap share of the alignment-kind dimensions on the validation
+            images (their scores under other validation prompts; ``agiqa.train.loop.validate``), for a model whose
+            best-SRCC epoch comes before it reads the prompt.
         checkpoint_every: Save a resumable checkpoint every this many steps (0 = at the end of every epoch).
         tie_margin: Same-prompt MOS pairs closer than this are not used as training pairs.
         stable_preference: Stable Preference options.
@@ -190,6 +195,7 @@ class TrainSection:
     seed: int = 0
     eval_every: int = 1
     keep_best: bool = True
+    keep_best_by: str = "srcc"
     checkpoint_every: int = 0
     tie_margin: float = 0.0
     stable_preference: StablePreferenceConfig = field(default_factory=StablePreferenceConfig)
@@ -264,6 +270,8 @@ class TrainConfig:
             raise ConfigError(f"{where}: train.loss={t.loss!r} is not one of {', '.join(LOSSES)}")
         if t.scheduler not in SCHEDULERS:
             raise ConfigError(f"{where}: train.scheduler={t.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        if t.keep_best_by not in KEEP_BEST_BY:
+            raise ConfigError(f"{where}: train.keep_best_by={t.keep_best_by!r} is not one of {', '.join(KEEP_BEST_BY)}")
         if isinstance(t.cache, bool):  # YAML reads on/off as booleans
             t.cache = "on" if t.cache else "off"
         if t.cache not in ("auto", "on", "off"):

@@ -36,11 +36,14 @@ from transformers import get_scheduler
 from agiqa.data.sample import Dataset
 from agiqa.eval import metrics as M
 from agiqa.models.base import QualityModel
+from agiqa.models.prompts import ALIGNMENT_DIMENSIONS
 from agiqa.train.checkpoint import Checkpoint, trainable_state
 from agiqa.train.config import TrainConfig
 from agiqa.train.distributed import Distributed
 from agiqa.train.features import FeatureBank
+from agiqa.train.mismatch import prompt_swap_share
 from agiqa.train.objectives import Objective, make_objective
+from agiqa.train.probes import swap_donors
 from agiqa.train.reference import training_reference
 from agiqa.train.run_folder import write_run_folder
 from agiqa.train.selection import Pairs, split_rows
@@ -158,7 +161,7 @@ def train(
     if t.keep_best and state.best_state is not None:
         model.load_state_dict(state.best_state, strict=False)
         if state.part_best and val_rows:  # the parts' best epochs put together: validate what is kept
-            kept = validate(bank, val_rows, objective.dims, objective.val_pairs)
+            kept = validate(bank, val_rows, objective.dims, objective.val_pairs, by=t.keep_best_by)
             state.best_val = kept.get("val", math.nan)
     model.eval()
     bad = sorted(k for k, v in trainable_state(model).items() if v.is_floating_point() and not v.isfinite().all())
@@ -224,12 +227,12 @@ def _fit(
             if end_of_epoch and ((step // per_epoch) % t.eval_every == 0 or step == total):
                 entry = {"epoch": math.ceil(step / per_epoch), "step": step}
                 entry["loss"] = float(np.mean(state.running[-per_epoch:]))
-                entry.update(validate(bank, val_rows, objective.dims, objective.val_pairs))
+                entry.update(validate(bank, val_rows, objective.dims, objective.val_pairs, by=t.keep_best_by))
                 state.history.append(entry)
                 val = entry.get("val", math.nan)
                 bar.update(task, val=val)
                 if len(model.loss_parts()) > 1:
-                    _keep_best_parts(model, bank, val_rows, objective, state, entry, t.keep_best)
+                    _keep_best_parts(model, bank, val_rows, objective, state, entry, t.keep_best, t.keep_best_by)
                 elif t.keep_best and math.isfinite(val) and val > state.best_val:
                     state.best_val, state.best_state = val, trainable_state(model)
             if ckpt is not None and step % (t.checkpoint_every or per_epoch) == 0 and step < total:
@@ -244,6 +247,7 @@ def _keep_best_parts(
     state: _RunState,
     entry: dict[str, float],
     keep_best: bool,
+    by: str = "srcc",
 ) -> None:
     """A model of several parts (an ensemble's members) keeps each part's best epoch by that part's own validation,
     as the part would alone; ``entry`` gets ``val_part<i>``, ``state.best_state`` the improved parts' weights."""
@@ -254,7 +258,7 @@ def _keep_best_parts(
     whole = model.state_dict(keep_vars=True)
     kept = trainable_state(model)
     for i, part in enumerate(parts):
-        val = validate(bank, val_rows, objective.dims, objective.val_pairs, model=part).get("val", math.nan)
+        val = validate(bank, val_rows, objective.dims, objective.val_pairs, model=part, by=by).get("val", math.nan)
         entry[f"val_part{i}"] = val
         if keep_best and math.isfinite(val) and val > state.part_best[i]:
             state.part_best[i] = val
@@ -288,12 +292,22 @@ def validate(
     dims: Sequence[str],
     pairs: Pairs | None,
     model: QualityModel | None = None,
+    by: str = "srcc",
 ) -> dict[str, float]:
-    """Validation figures: SRCC per MOS dimension (``val_srcc`` = their mean) or pair accuracy, of the bank's model
-    or of ``model`` (one of its parts)."""
+    """Validation figures of the bank's model or of ``model`` (one of its parts): SRCC per MOS dimension or pair
+    accuracy, and ``val_swap_<dim>`` per alignment-kind dimension (the share of validation images scored lower
+    under the prompt of another validation group, fixed donors). ``val``, which picks the kept epoch, is the mean
+    SRCC (else the pair accuracy), plus the mean swap share when ``by`` is ``srcc+swap``."""
     if not rows:
         return {}
     preds = bank.predict(rows, model=model)
+    swapped = [d for d in dims if d in ALIGNMENT_DIMENSIONS and d in preds]
+    if swapped and len({bank.table.groups[r] for r in rows}) > 1:
+        donors = swap_donors(bank.table.groups, rows, seed=0)
+        other = bank.predict(rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)].tolist(), model=model)
+        swaps = {f"val_swap_{d}": prompt_swap_share(preds[d], other[d]) for d in swapped}
+    else:
+        swaps = {}
     out: dict[str, float] = {}
     table = bank.table
     with np.errstate(all="ignore"):
@@ -317,7 +331,9 @@ def validate(
                 out["val_pair_acc"] = float(np.nanmean(accs))
     srccs = [v for k, v in out.items() if k.startswith("val_srcc_") and math.isfinite(v)]
     out["val"] = float(np.mean(srccs)) if srccs else out.get("val_pair_acc", math.nan)
-    return out
+    if by == "srcc+swap" and swaps:
+        out["val"] += float(np.mean(list(swaps.values())))
+    return out | swaps
 
 
 def _bar(show: bool, total: int, name: str) -> Any:

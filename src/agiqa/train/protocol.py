@@ -68,7 +68,7 @@ class ProtocolResult:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ProtocolResult:
-        """The result ``write_protocol`` saved as JSON (``val_history`` is not saved, so it comes back empty)."""
+        """The result ``write_protocol`` saved as JSON (splits saved before ``val_history`` was get an empty one)."""
         per_split = list(doc["per_split"])
         return cls(
             doc["name"],
@@ -78,6 +78,7 @@ class ProtocolResult:
             feature_seconds=float(doc["feature_seconds"]),
             robustness=pd.DataFrame(doc.get("robustness") or []),
             shuffled=dict(doc.get("shuffled_prompts") or {}),
+            val_history=list(doc.get("val_history") or [[] for _ in per_split]),
         )
 
 
@@ -132,7 +133,12 @@ def run_protocol(
         )
     result = ProtocolResult(config.name)
     if resume is not None:
-        result = dataclasses.replace(resume, per_split=list(resume.per_split), train_seconds=list(resume.train_seconds))
+        result = dataclasses.replace(
+            resume,
+            per_split=list(resume.per_split),
+            train_seconds=list(resume.train_seconds),
+            val_history=list(resume.val_history),
+        )
     setup = prepare(config, dataset)
     result.feature_seconds = setup.feature_seconds
     initial = snapshot(setup.model)
@@ -198,6 +204,7 @@ def write_protocol(
         "feature_seconds": result.feature_seconds,
         "robustness": result.robustness.to_dict(orient="records"),
         "shuffled_prompts": result.shuffled,
+        "val_history": result.val_history,
         **(extra or {}),
     }
     csv_path, json_path = write_report(result.table, out_dir, stem, doc)
