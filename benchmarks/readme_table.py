@@ -25,6 +25,11 @@ ROWS = [
         "below, each trained on its own loss and mismatch margin",
         "tsp-mgs-ens",
     ),
+    (
+        "the default's recipe, each member keeping the epoch best by validation SRCC + prompt swap "
+        "(`train.keep_best_by: srcc+swap`)",
+        "tsp-mgs-ens-swap",
+    ),
     ("the same two members; quality their mean, alignment the second's (the previous default's form)", "tsp-mgs-ens-q"),
     (
         "TSP-MGS ml, alignment read through the concept (PMI) and caption terms, mixed before training: "
