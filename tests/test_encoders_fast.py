@@ -50,8 +50,10 @@ def test_shipped_class_summaries_are_those_of_the_installed_minilm(small: LiteEn
     assert shipped is not None, "rerun benchmarks/ship_class_text.py: the shipped file is for other MiniLM weights"
     with torch.no_grad():
         fresh = small.encode_text(prompts).summary
-    torch.testing.assert_close(shipped, fresh, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(small.class_text, torch.nn.functional.normalize(fresh, dim=-1), atol=1e-6, rtol=1e-5)
+    # float32 sums in another order (another CPU, thread count or BLAS path) move single elements by ~1e-6 (1.03e-6
+    # seen on a fresh machine); summaries of other MiniLM weights differ by orders of magnitude more
+    torch.testing.assert_close(shipped, fresh, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(small.class_text, torch.nn.functional.normalize(fresh, dim=-1), atol=1e-5, rtol=1e-5)
 
 
 def test_summaries_for_other_weights_are_computed_once_then_read(private_cache: Path) -> None:
