@@ -88,8 +88,10 @@ def test_fine_grained_off_makes_quality_prompt_free(model: TSPMGS) -> None:
     with torch.no_grad():
         image = free.image_features(pixels)
         a = free.forward_head({**image, **free.text_features(["a cat", "a sunset over the sea, oil painting"])})
-    assert a["quality"][0] == a["quality"][1]
-    assert a["alignment"][0] != a["alignment"][1]
+    # two rows of one batch may take other float32 kernel paths (last-bit differences on some CPUs): a quality that
+    # read the prompt would move as much as the alignment does
+    torch.testing.assert_close(a["quality"][0], a["quality"][1], atol=1e-5, rtol=0)
+    assert abs(float(a["alignment"][0] - a["alignment"][1])) > 1e-3
     with pytest.raises(ValueError, match=r"fine_grained names \['style'\]"):
         TSPMGS(model.encoder, DIMS, fine_grained={"style": False})
 
