@@ -24,7 +24,7 @@ from agiqa.configs import find_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = find_config("lite/default")
-PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ens")
+PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ens-swap")
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 RECORD = WEIGHTS.with_name("agiqa-lite.training.json")
@@ -67,7 +67,8 @@ def describe(source: str) -> str:
         "concept match in PMI form and a caption match (a closed-form map from the image to the text space, "
         "compared with the prompt), mixed before training as the mix that best tells the training images' own "
         "prompts from others'. Each member has its own projections and head, trained on AGIQA-3K on its own loss "
-        "with mismatched prompts as negatives (alignment must fall under another prompt). "
+        "with mismatched prompts as negatives (alignment must fall under another prompt), keeping the epoch best by "
+        "validation SRCC plus the validation share of images scored lower under another prompt. "
         f"Scores quality and alignment on the AGIQA-3K MOS scale. Metrics: {source}. Retrain: "
         "python benchmarks/train_default.py"
     )

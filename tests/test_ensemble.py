@@ -308,10 +308,11 @@ def test_members_share_an_encoder_without_projections_whole() -> None:
     check_contract(model)
 
 
-@pytest.mark.parametrize("name", ["lite/default", "lite/tsp-mgs-ens-q", "lite/tsp-mgs-ens"])
+@pytest.mark.parametrize("name", ["lite/default", "lite/tsp-mgs-ens-q", "lite/tsp-mgs-ens", "lite/tsp-mgs-ens-swap"])
 def test_shipped_ensembles_are_their_recipes(name: str) -> None:
     """The shipped ensembles say they are the recipes of lite/tsp-mgs-ml-cmq-h0 and lite/tsp-mgs-cap-mix trained
-    alone: same encoder, same method arguments, same training settings, each with its own mismatch margin."""
+    alone: same encoder, same method arguments, same training settings, each with its own mismatch margin; only
+    the rule that picks each member's epoch (``keep_best_by``) may be the ensemble's own."""
     from agiqa.configs import find_config
     from agiqa.train.setup import model_card
 
@@ -328,5 +329,5 @@ def test_shipped_ensembles_are_their_recipes(name: str) -> None:
             alone.encoder_args,
             alone.dimensions,
         )
-        own = dataclasses.replace(config.train, mismatch=recipe.train.mismatch)
+        own = dataclasses.replace(config.train, mismatch=recipe.train.mismatch, keep_best_by=recipe.train.keep_best_by)
         assert own == recipe.train and config.data == recipe.data

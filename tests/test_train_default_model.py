@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,8 @@ from PIL import Image
 
 from agiqa.models.registry import create_model, resolve_card
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def test_card_has_provenance_and_measured_metrics() -> None:
     card = resolve_card("agiqa-lite")
@@ -18,8 +21,20 @@ def test_card_has_provenance_and_measured_metrics() -> None:
     assert card.trained_on and "AGIQA-3K" in card.trained_on
     assert card.weights == "agiqa-lite.safetensors"
     assert {"quality_srcc", "alignment_srcc"} <= set(card.metrics)
-    weights = Path(__file__).resolve().parents[1] / "src" / "agiqa" / "weights" / card.weights
+    weights = REPO / "src" / "agiqa" / "weights" / card.weights
     assert weights.stat().st_size <= 25 * 2**20
+
+
+def test_card_metrics_are_the_protocol_figures_of_the_shipped_recipe() -> None:
+    """What ``benchmarks/train_default.py`` copies into the card arrives there: the mean figures of the protocol
+    result of the config it names, which must train as ``lite/default`` does (it exits when they differ)."""
+    spec = importlib.util.spec_from_file_location("train_default", REPO / "benchmarks" / "train_default.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    expected, source = module.protocol_metrics(module.PROTOCOL_CONFIG, module.CONFIG)
+    card = resolve_card("agiqa-lite")
+    assert {k: card.metrics[k] for k in expected} == expected
+    assert source in card.description
 
 
 @pytest.mark.slow
