@@ -31,7 +31,12 @@ ROWS = [
         "tsp-mgs-ens",
     ),
     (
-        "the same two members; quality their mean, alignment the second's (the form of an earlier default)",
+        "candidate: the default with its second member's caption match in a 32-dimensional CCA basis of the text "
+        "space (`caption_basis: 32`)",
+        "tsp-mgs-ens-cca",
+    ),
+    (
+        "the default's two members; quality their mean, alignment the second's (the form of an earlier default)",
         "tsp-mgs-ens-q",
     ),
     (
@@ -39,6 +44,7 @@ ROWS = [
         "an earlier default",
         "tsp-mgs-cap-mix",
     ),
+    ("the same, the caption match in a 32-dimensional CCA basis of the text space", "tsp-mgs-cap-mix-cca"),
     ("the same, a learned weight per term", "tsp-mgs-cap"),
     ('the same, alignment levels "A photo that ... matches the prompt."', "tsp-mgs-cap-generic"),
     (

@@ -71,6 +71,37 @@ def test_ridge_caption_picks_the_penalty_by_held_out_ranking_and_reloads_with_it
         RidgeCaption().fit(x[:3], y[:3], groups[:3])  # one prompt
 
 
+def test_text_basis_keeps_the_text_directions_the_image_features_predict() -> None:
+    """Targets = a part the image features predict + louder per-group noise no image shows. Cosines in the full text
+    space are swamped by the noise; in a 3-dimensional CCA basis the held-out captions find their own group again."""
+    x, y, groups = _groups(n_groups=60, seed=2)
+    names, group_of = np.unique(groups, return_inverse=True)
+    noise = 4.0 * torch.randn(len(names), 24, generator=torch.Generator().manual_seed(1))[group_of]
+    y = torch.cat([y[:, :3], noise], dim=1)
+    targets = torch.stack([y[group_of == g][0] for g in range(len(names))])
+
+    def held_out_share(cap: RidgeCaption) -> float:
+        oof = torch.nn.functional.normalize(cap.fit(x, y, groups, alphas=(0.01,)), dim=-1)
+        sim = oof @ torch.nn.functional.normalize(cap.embed_target(targets), dim=-1).T
+        own = sim[torch.arange(len(y)), torch.as_tensor(group_of)].unsqueeze(1)
+        return float((sim < own).float().sum(1).mean() / (len(names) - 1))
+
+    plain, based = RidgeCaption(), RidgeCaption(text_basis=3)
+    with pytest.raises(RuntimeError, match="fit"):
+        based.embed_target(y)
+    share_plain, share_based = held_out_share(plain), held_out_share(based)
+    assert share_based > 0.9 > share_plain + 0.2, (share_plain, share_based)
+    assert based.basis.shape == (27, 3) and based(x).shape == (len(x), 3)
+    assert set(based.state_dict()) - set(plain.state_dict()) == {"text_mean", "text_scale", "basis"}
+    torch.testing.assert_close(plain.embed_target(y), y)  # no basis: the text space itself
+    fresh = RidgeCaption(text_basis=3)
+    fresh.load_state_dict(based.state_dict())
+    torch.testing.assert_close(fresh(x), based(x))
+    torch.testing.assert_close(fresh.embed_target(y), based.embed_target(y))
+    with pytest.raises(ValueError, match="text_basis=40"):
+        RidgeCaption(text_basis=40).fit(x, y, groups)
+
+
 def test_pmi_form_of_the_concept_match_by_hand() -> None:
     concepts = torch.tensor([[0.5, 0.5, 0.0]])
     words = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
@@ -87,11 +118,13 @@ def data(tmp_path_factory: pytest.TempPathFactory):
     return tiny.make_dataset(tmp_path_factory.mktemp("tiny-caption") / "images", n_prompts=12, per_prompt=5)
 
 
+@pytest.mark.parametrize("basis", [0, 2])
 def test_the_head_trains_on_held_out_captions_and_scores_with_its_own_map_after(
-    tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch, basis: int
 ) -> None:
     """While the gradient steps run, a training row's caption must be the out-of-fold one (what a new prompt gets),
-    not the in-sample one; after training the bank serves none and the model computes it with its fitted map."""
+    not the in-sample one; after training the bank serves none and the model computes it with its fitted map.
+    With ``caption_basis``, captions and the prompt they meet are both basis coordinates."""
     seen: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     real_batch = FeatureBank.batch
 
@@ -102,14 +135,15 @@ def test_the_head_trains_on_held_out_captions_and_scores_with_its_own_map_after(
         return out
 
     monkeypatch.setattr(FeatureBank, "batch", spy)
-    result = train(tiny.tsp_caption_config(tmp_path), out_dir=tmp_path / "model", dataset=data)
+    config = tiny.tsp_caption_config(tmp_path, caption_basis=basis)
+    result = train(config, out_dir=tmp_path / "model", dataset=data)
     model = result.model
     (first_rows, first_caption), seen = seen[0], seen[1:]
     assert first_caption is None and len(first_rows) == len(data)  # prefit reads every row's own features first
     assert model.caption.fitted and seen and all(c is not None for _, c in seen)
 
     monkeypatch.setattr(FeatureBank, "batch", real_batch)
-    setup = prepare(tiny.tsp_caption_config(tmp_path), data)
+    setup = prepare(config, data)
     bank = setup.bank
     everything = torch.arange(len(setup.table.images))
     feats = bank.batch(everything)
@@ -124,8 +158,11 @@ def test_the_head_trains_on_held_out_captions_and_scores_with_its_own_map_after(
     torch.testing.assert_close(stand_in[~fit], in_sample[~fit])
     assert "caption" not in bank.image[0]
 
+    target = model.caption_target(feats)
+    width = basis or model.caption_text(feats).shape[1]
+    assert stand_in.shape[1] == target.shape[1] == width and all(c.shape[1] == width for _, c in seen)
     stats = model.match_stats[1]
-    match = torch.nn.functional.cosine_similarity(stand_in[fit], model.caption_target(feats)[fit], dim=-1)
+    match = torch.nn.functional.cosine_similarity(stand_in[fit], target[fit], dim=-1)
     torch.testing.assert_close(stats, torch.stack([match.mean(), match.std()]))  # the scale the term arrives in
 
     saved = load_file(str(tmp_path / "model" / "model.safetensors"))
@@ -160,6 +197,8 @@ def test_caption_match_refuses_runs_it_cannot_serve(tmp_path: Path, data) -> Non
         train(cfg, dataset=data)
     with pytest.raises(ValueError, match="concept_pmi corrects the concept match"):
         train(tiny.tsp_caption_config(tmp_path / "b", concept_match=False), dataset=data)
+    with pytest.raises(ValueError, match="caption_basis shapes the caption match"):
+        train(tiny.tsp_caption_config(tmp_path / "c", caption_match=False, caption_basis=2), dataset=data)
 
 
 @pytest.mark.parametrize("kind", ["perception", "generic"])

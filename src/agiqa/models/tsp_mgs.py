@@ -64,6 +64,9 @@ and ``Q += delta C`` with ``C = S(caption, F_Tts_3)`` for the alignment-kind dim
 zero-initialised). The text side is not trained, so new prompts are read in the same space as the training ones.
 The map is fitted before the gradient steps (``prefit``); while they run, the training rows see out-of-fold
 captions, as good as a new prompt's, so ``delta`` is not learnt from captions fitted to those very rows.
+With ``caption_basis: k`` the map predicts coordinates in a ``k``-dimensional basis of the text space, the text
+directions of a regularised CCA between image features and prompts (``RidgeCaption(text_basis=k)``), and ``C``
+compares the caption with the prompt's coordinates: only what the image features can tell about a prompt counts.
 
 ``match_mix: fitted`` ties the two: ``Q += gamma (M + r C) + beta`` with one learned ``gamma`` and the mix ``r``
 chosen in ``prefit`` among ``MATCH_MIXES`` as the one under which the most training rows score higher with their
@@ -145,6 +148,8 @@ class TSPMGS(QualityModel):
         concept_temperature: ``T`` of the word-to-concept softmax.
         concept_pmi: Divide the concept match by the average training image's (module docstring).
         caption_match: Add the caption match term to the alignment-kind dimensions (module docstring).
+        caption_basis: ``k > 0``: the caption map predicts, and ``C`` compares, coordinates in a ``k``-dimensional
+            CCA basis of the text space fitted with it (``RidgeCaption(text_basis=k)``); 0: the text space itself.
         match_init: Initial ``gamma`` of the concept and caption terms (0: an untrained term adds nothing). A
             dimension whose learned terms do not see the prompt reads it only through these terms, so it needs a
             positive start to read the prompt before training.
@@ -174,6 +179,7 @@ class TSPMGS(QualityModel):
         concept_temperature: float = 0.1,
         concept_pmi: bool = False,
         caption_match: bool = False,
+        caption_basis: int = 0,
         match_init: float = 0.0,
         match_mix: str = "learned",
         own_projections: Sequence[str] = (),
@@ -234,7 +240,9 @@ class TSPMGS(QualityModel):
             raise ValueError(
                 "tsp-mgs: match_mix: fitted mixes both terms; set concept_match, concept_pmi and caption_match"
             )
-        self.caption = RidgeCaption() if caption_match and readers else None
+        if caption_basis and not caption_match:
+            raise ValueError("tsp-mgs: caption_basis shapes the caption match; set caption_match: true with it")
+        self.caption = RidgeCaption(text_basis=caption_basis) if caption_match and readers else None
         self.caption_gamma = nn.ParameterDict(
             {n: nn.Parameter(torch.tensor(float(match_init))) for n in readers if caption_match and not self.mix_fitted}
         )
@@ -408,10 +416,18 @@ class TSPMGS(QualityModel):
         return torch.cat([features["image_pooled"].float(), concepts], dim=-1)
 
     @staticmethod
-    def caption_target(features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The text the caption map predicts: the middle alignment level prompt, ``(B, D_text)``."""
+    def caption_text(features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The text the caption map is fitted to: the middle alignment level prompt, ``(B, D_text)``."""
         levels = features["levels_alignment"]
         return levels[:, levels.shape[1] // 2].float()
+
+    def caption_target(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``caption_text`` in the captions' space (its basis coordinates with ``caption_basis``), ``(B, D)``."""
+        return (
+            self.caption.embed_target(self.caption_text(features))
+            if self.caption is not None
+            else self.caption_text(features)
+        )
 
     def prefit(self, features: dict[str, torch.Tensor], fit: torch.Tensor, groups: Sequence[str]) -> dict:
         """Fit the concept prior and the caption map on rows ``fit`` (see ``QualityModel.prefit``).
@@ -429,8 +445,9 @@ class TSPMGS(QualityModel):
             self.match_stats[0] = torch.stack([match.mean(), match.std().clamp_min(1e-6)])
         if self.caption is None:
             return {}
-        x, target = self.caption_input(features), self.caption_target(features)
-        out_of_fold = self.caption.fit(x[fit], target[fit], np.asarray(groups)[fit.cpu().numpy()])
+        x = self.caption_input(features)
+        out_of_fold = self.caption.fit(x[fit], self.caption_text(features)[fit], np.asarray(groups)[fit.cpu().numpy()])
+        target = self.caption_target(features)
         with torch.no_grad():
             caption = self.caption(x)
         caption[fit] = out_of_fold.to(caption)
