@@ -75,7 +75,8 @@ def test_parquet_shards_of_bytes_score_as_locally(tmp_path: Path, scorer: api.Sc
     code, output = _run("score", "--engine", "ray", "--input", shards, "--out", out)
     assert code == 0 and "into 1 new shard(s)" in output, output  # part-b was skipped
     assert (out / "part-b.parquet").read_bytes() == before
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "part-a.parquet"), got.iloc[:4].reset_index(drop=True))
+    rescored = pd.read_parquet(out / "part-a.parquet")  # default batch size this time: float32 last bits may move
+    pd.testing.assert_frame_equal(rescored, got.iloc[:4].reset_index(drop=True), rtol=1e-6, atol=1e-6)
 
 
 def test_python_entry_point_takes_and_returns_a_dataset(scorer: api.Scorer) -> None:
