@@ -43,7 +43,7 @@ from agiqa.train.distributed import Distributed
 from agiqa.train.features import FeatureBank
 from agiqa.train.mismatch import prompt_swap_share
 from agiqa.train.objectives import Objective, make_objective
-from agiqa.train.probes import swap_donors
+from agiqa.train.probes import donor_predictions
 from agiqa.train.reference import training_reference
 from agiqa.train.run_folder import write_run_folder
 from agiqa.train.selection import Pairs, split_rows
@@ -247,7 +247,7 @@ def _keep_best_parts(
     state: _RunState,
     entry: dict[str, float],
     keep_best: bool,
-    by: str = "srcc",
+    by: str,
 ) -> None:
     """A model of several parts (an ensemble's members) keeps each part's best epoch by that part's own validation,
     as the part would alone; ``entry`` gets ``val_part<i>``, ``state.best_state`` the improved parts' weights."""
@@ -303,8 +303,7 @@ def validate(
     preds = bank.predict(rows, model=model)
     swapped = [d for d in dims if d in ALIGNMENT_DIMENSIONS and d in preds]
     if swapped and len({bank.table.groups[r] for r in rows}) > 1:
-        donors = swap_donors(bank.table.groups, rows, seed=0)
-        other = bank.predict(rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)].tolist(), model=model)
+        other = donor_predictions(bank, rows, seed=0, model=model)
         swaps = {f"val_swap_{d}": prompt_swap_share(preds[d], other[d]) for d in swapped}
     else:
         swaps = {}

@@ -19,6 +19,7 @@ import torch
 from agiqa.data.sample import Dataset
 from agiqa.eval import metrics as M
 from agiqa.eval.evaluate import evaluate_predictions, metric_table
+from agiqa.models.base import QualityModel
 from agiqa.train.augment import hflip_center_crop
 from agiqa.train.cache import cached_image_features
 from agiqa.train.features import FeatureBank
@@ -44,6 +45,15 @@ def swap_donors(groups: Sequence[str], rows: Sequence[int], seed: int) -> list[i
     return [rows[rng.choice(np.flatnonzero(own != g))] for g in own]
 
 
+def donor_predictions(
+    bank: FeatureBank, rows: Sequence[int], seed: int, model: QualityModel | None = None
+) -> dict[str, np.ndarray]:
+    """Predictions for ``rows`` with each image paired with the prompt of its ``swap_donors`` image (of the bank's
+    model, or of ``model``, one of its parts)."""
+    donors = swap_donors(bank.table.groups, rows, seed)
+    return bank.predict(rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)].tolist(), model=model)
+
+
 def shuffled_prompt_check(bank: FeatureBank, rows: Sequence[int], seed: int = 0) -> dict[str, float]:
     """Scores of test images with their own prompt vs the prompt of a random image from another group.
 
@@ -57,9 +67,8 @@ def shuffled_prompt_check(bank: FeatureBank, rows: Sequence[int], seed: int = 0)
     if not dims or len({table.groups[r] for r in rows}) < 2:
         return {}
     rows = list(rows)
-    donors = swap_donors(table.groups, rows, seed)
     right = bank.predict(rows)
-    wrong = bank.predict(rows, prompt_rows=bank.prompt_row[torch.as_tensor(donors)].tolist())
+    wrong = donor_predictions(bank, rows, seed)
     out: dict[str, float] = {}
     for d in dims:
         out[f"{d}_mean_right_prompt"] = float(np.mean(right[d]))
