@@ -117,7 +117,8 @@ def main() -> None:
             mixes[str(r)] = share_and_srcc(mix_own, mix_other, labels[test_rows])
         per_split.append(
             {n: share_and_srcc(own[n], other[n], labels[test_rows]) for n in TERMS}
-            | {"caption_penalty": float(model.caption.penalty), "mixes": mixes, "fitted_mix": chosen}
+            | {"caption_penalty": float(model.caption.penalty), "caption_choice": model.caption.chosen}
+            | {"mixes": mixes, "fitted_mix": chosen}
         )
         print(f"split {i + 1}: " + ", ".join(f"{n} {per_split[-1][n]['prompt_swap_share']:.3f}" for n in TERMS))
     seconds = time.perf_counter() - start

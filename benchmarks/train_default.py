@@ -24,7 +24,7 @@ from agiqa.configs import find_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = find_config("lite/default")
-PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ens-swap")
+PROTOCOL_CONFIG = find_config("lite/tsp-mgs-ens-cca")
 RESULTS = REPO / "benchmarks" / "results"
 WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 RECORD = WEIGHTS.with_name("agiqa-lite.training.json")
@@ -64,9 +64,10 @@ def describe(source: str) -> str:
         "384 px with multi-level image statistics and the ImageNet-class bridge; quality is prompt-free. The first "
         "member reads the prompt through learned level prompts and the concept-level match of the prompt's words "
         "with the ImageNet classes the image shows; the second through two terms that carry to new prompts, that "
-        "concept match in PMI form and a caption match (a closed-form map from the image to the text space, "
-        "compared with the prompt), mixed before training as the mix that best tells the training images' own "
-        "prompts from others'. Each member has its own projections and head, trained on AGIQA-3K on its own loss "
+        "concept match in PMI form and a caption match (a closed-form map from the image to the directions of the "
+        "text space that image features predict, a CCA basis, compared there with the prompt), mixed before "
+        "training as the mix that best tells the training images' own prompts from others'. Each member has its "
+        "own projections and head, trained on AGIQA-3K on its own loss "
         "with mismatched prompts as negatives (alignment must fall under another prompt), keeping the epoch best by "
         "validation SRCC plus the validation share of images scored lower under another prompt. "
         f"Scores quality and alignment on the AGIQA-3K MOS scale. Metrics: {source}. Retrain: "

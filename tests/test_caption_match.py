@@ -71,27 +71,44 @@ def test_ridge_caption_picks_the_penalty_by_held_out_ranking_and_reloads_with_it
         RidgeCaption().fit(x[:3], y[:3], groups[:3])  # one prompt
 
 
-def test_text_basis_keeps_the_text_directions_the_image_features_predict() -> None:
-    """Targets = a part the image features predict + louder per-group noise no image shows. Cosines in the full text
-    space are swamped by the noise; in a 3-dimensional CCA basis the held-out captions find their own group again."""
-    x, y, groups = _groups(n_groups=60, seed=2)
+def _noisy_targets(n_groups: int, seed: int, noise_dims: int = 24, per_group: int = 3):
+    """Rows near their group's centre; targets = a part the centre predicts (the same map for every seed) and
+    louder per-group noise that no image shows."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_groups, 10))
+    seen = centres @ np.random.default_rng(99).normal(size=(10, 3))
+    y = np.concatenate([seen, 4.0 * rng.normal(size=(n_groups, noise_dims))], axis=1)
+    x = np.repeat(centres, per_group, axis=0) + 0.1 * rng.normal(size=(n_groups * per_group, 10))
+    groups = np.repeat([f"p{g}" for g in range(n_groups)], per_group)
+    y = np.repeat(y, per_group, axis=0)
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), groups
+
+
+def _own_prompt_share(cap: RidgeCaption, captions: torch.Tensor, y: torch.Tensor, groups: np.ndarray) -> float:
+    """Mean share of the other groups' prompts that ``cap.match`` ranks below a row's own."""
     names, group_of = np.unique(groups, return_inverse=True)
-    noise = 4.0 * torch.randn(len(names), 24, generator=torch.Generator().manual_seed(1))[group_of]
-    y = torch.cat([y[:, :3], noise], dim=1)
-    targets = torch.stack([y[group_of == g][0] for g in range(len(names))])
+    targets = cap.embed_target(torch.stack([y[group_of == g][0] for g in range(len(names))]))
+    sim = cap.match(captions.unsqueeze(1), targets.unsqueeze(0))  # (rows, groups)
+    own = sim[torch.arange(len(y)), torch.as_tensor(group_of)].unsqueeze(1)
+    return float((sim < own).float().sum(1).mean() / (len(names) - 1))
 
-    def held_out_share(cap: RidgeCaption) -> float:
-        oof = torch.nn.functional.normalize(cap.fit(x, y, groups, alphas=(0.01,)), dim=-1)
-        sim = oof @ torch.nn.functional.normalize(cap.embed_target(targets), dim=-1).T
-        own = sim[torch.arange(len(y)), torch.as_tensor(group_of)].unsqueeze(1)
-        return float((sim < own).float().sum(1).mean() / (len(names) - 1))
 
+def test_text_basis_keeps_the_text_directions_the_image_features_predict() -> None:
+    """Cosines in the full text space are swamped by the noise no image shows; in a 3-dimensional CCA basis the
+    held-out captions find their own group again. ``match`` is the cosine of the basis coordinates."""
+    x, y, groups = _noisy_targets(n_groups=60, seed=2)
     plain, based = RidgeCaption(), RidgeCaption(text_basis=3)
     with pytest.raises(RuntimeError, match="fit"):
         based.embed_target(y)
-    share_plain, share_based = held_out_share(plain), held_out_share(based)
-    assert share_based > 0.9 > share_plain + 0.2, (share_plain, share_based)
-    assert based.basis.shape == (27, 3) and based(x).shape == (len(x), 3)
+    share_plain = _own_prompt_share(plain, plain.fit(x, y, groups, alphas=(0.01,)), y, groups)
+    share_based = _own_prompt_share(based, based.fit(x, y, groups, alphas=(0.01,)), y, groups)
+    assert share_based > 0.7 > share_plain + 0.05, (share_plain, share_based)
+    assert based.basis.shape == (27, 3) and based(x).shape == y.shape
+    coords = ((x - based.mean) / based.scale) @ based.weight + based.bias  # by hand from the saved buffers
+    text = ((y - based.text_mean) / based.text_scale) @ based.basis
+    torch.testing.assert_close(
+        based.match(based(x), based.embed_target(y)), torch.nn.functional.cosine_similarity(coords, text, dim=-1)
+    )
     assert set(based.state_dict()) - set(plain.state_dict()) == {"text_mean", "text_scale", "basis"}
     torch.testing.assert_close(plain.embed_target(y), y)  # no basis: the text space itself
     fresh = RidgeCaption(text_basis=3)
@@ -100,6 +117,40 @@ def test_text_basis_keeps_the_text_directions_the_image_features_predict() -> No
     torch.testing.assert_close(fresh.embed_target(y), based.embed_target(y))
     with pytest.raises(ValueError, match="text_basis=40"):
         RidgeCaption(text_basis=40).fit(x, y, groups)
+
+
+def test_held_out_captions_in_a_basis_are_no_better_than_a_new_prompts() -> None:
+    """The basis is fitted to the rows too: an out-of-fold caption compared in the basis fitted on every row would
+    meet its own prompt in directions chosen with that prompt, and look better than a new prompt's caption does
+    (by about 0.1 of the share here). Each fold's captions come from a basis fitted without the fold."""
+    gaps = []
+    for seed in range(3):
+        x, y, groups = _noisy_targets(n_groups=40, seed=seed)
+        new_x, new_y, new_groups = _noisy_targets(n_groups=40, seed=100 + seed)
+        cap = RidgeCaption(text_basis=3)
+        held_out = _own_prompt_share(cap, cap.fit(x, y, groups, alphas=(0.01,)), y, groups)
+        gaps.append(held_out - _own_prompt_share(cap, cap(new_x), new_y, new_groups))
+    assert np.mean(gaps) < 0.02, gaps
+
+
+def test_the_basis_size_and_ridge_are_chosen_by_the_grouped_cross_validation() -> None:
+    """Three target directions carry to new groups: a 1-dimensional basis drops two of them, a 12-dimensional one
+    adds noise directions fitted to the training groups. Among candidates the fit keeps the size the held-out folds
+    rank best, and the map it keeps is the one a fit with that size alone gives."""
+    x, y, groups = _noisy_targets(n_groups=60, seed=4)
+    cap = RidgeCaption(text_basis=[1, 3, 12], basis_penalty=[0.3, 3.0])
+    cap.fit(x, y, groups)
+    assert cap.chosen["text_basis"] == 3 and cap.basis.shape == (27, 3), cap.chosen
+    alone = RidgeCaption(text_basis=3, basis_penalty=cap.chosen["basis_penalty"])
+    alone.fit(x, y, groups, alphas=(cap.chosen["alpha"],))
+    torch.testing.assert_close(cap(x), alone(x))
+    with pytest.raises(ValueError, match="must be 0 or sizes > 0"):
+        RidgeCaption(text_basis=[0, 3])
+    few = RidgeCaption(text_basis=[2, 64])  # 64 is more than 12 rows give: cut to fit, as a small --limit run needs
+    few.fit(x[:12], y[:12], groups[:12])
+    assert few.basis.shape[1] <= 11 and few.chosen["text_basis"] == few.basis.shape[1] and few(x).shape == y.shape
+    with pytest.raises(ValueError, match="text_basis=64 exceeds .* or a list of candidates"):
+        RidgeCaption(text_basis=64).fit(x[:12], y[:12], groups[:12])
 
 
 def test_pmi_form_of_the_concept_match_by_hand() -> None:
@@ -118,13 +169,13 @@ def data(tmp_path_factory: pytest.TempPathFactory):
     return tiny.make_dataset(tmp_path_factory.mktemp("tiny-caption") / "images", n_prompts=12, per_prompt=5)
 
 
-@pytest.mark.parametrize("basis", [0, 2])
+@pytest.mark.parametrize("basis", [0, 2, [1, 2]])
 def test_the_head_trains_on_held_out_captions_and_scores_with_its_own_map_after(
-    tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch, basis: int
+    tmp_path: Path, data, monkeypatch: pytest.MonkeyPatch, basis: int | list[int]
 ) -> None:
     """While the gradient steps run, a training row's caption must be the out-of-fold one (what a new prompt gets),
     not the in-sample one; after training the bank serves none and the model computes it with its fitted map.
-    With ``caption_basis``, captions and the prompt they meet are both basis coordinates."""
+    With ``caption_basis``, captions and prompts meet through ``RidgeCaption.match`` (a cosine in the basis)."""
     seen: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     real_batch = FeatureBank.batch
 
@@ -159,10 +210,11 @@ def test_the_head_trains_on_held_out_captions_and_scores_with_its_own_map_after(
     assert "caption" not in bank.image[0]
 
     target = model.caption_target(feats)
-    width = basis or model.caption_text(feats).shape[1]
+    width = model.caption_text(feats).shape[1]
     assert stand_in.shape[1] == target.shape[1] == width and all(c.shape[1] == width for _, c in seen)
+    assert model.caption.chosen["text_basis"] == (model.caption.basis.shape[1] if basis else 0)
     stats = model.match_stats[1]
-    match = torch.nn.functional.cosine_similarity(stand_in[fit], target[fit], dim=-1)
+    match = model.caption.match(stand_in[fit], target[fit])
     torch.testing.assert_close(stats, torch.stack([match.mean(), match.std()]))  # the scale the term arrives in
 
     saved = load_file(str(tmp_path / "model" / "model.safetensors"))
@@ -185,7 +237,7 @@ def test_alignment_moves_by_the_caption_term_in_level_units(tmp_path: Path, data
         after = model.forward_head(feats)
         centre, spread = model.match_stats[1]
         caption = model.caption(model.caption_input(feats))
-        cos = torch.nn.functional.cosine_similarity(caption, model.caption_target(feats), dim=-1)
+        cos = model.caption.match(caption, model.caption_target(feats))
     torch.testing.assert_close(after["alignment"] - before["alignment"], 0.5 * 5 * (cos - centre) / spread)
     torch.testing.assert_close(after["quality"], before["quality"])
 

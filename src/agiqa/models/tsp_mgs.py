@@ -66,7 +66,8 @@ The map is fitted before the gradient steps (``prefit``); while they run, the tr
 captions, as good as a new prompt's, so ``delta`` is not learnt from captions fitted to those very rows.
 With ``caption_basis: k`` the map predicts coordinates in a ``k``-dimensional basis of the text space, the text
 directions of a regularised CCA between image features and prompts (``RidgeCaption(text_basis=k)``), and ``C``
-compares the caption with the prompt's coordinates: only what the image features can tell about a prompt counts.
+is the cosine of the caption with the prompt's coordinates: only what the image features can tell about a prompt
+counts. The out-of-fold captions are compared in bases fitted without their fold (``layers.caption``).
 
 ``match_mix: fitted`` ties the two: ``Q += gamma (M + r C) + beta`` with one learned ``gamma`` and the mix ``r``
 chosen in ``prefit`` among ``MATCH_MIXES`` as the one under which the most training rows score higher with their
@@ -150,6 +151,8 @@ class TSPMGS(QualityModel):
         caption_match: Add the caption match term to the alignment-kind dimensions (module docstring).
         caption_basis: ``k > 0``: the caption map predicts, and ``C`` compares, coordinates in a ``k``-dimensional
             CCA basis of the text space fitted with it (``RidgeCaption(text_basis=k)``); 0: the text space itself.
+            A list: candidate sizes, chosen by the map's grouped cross-validation on the training rows.
+        caption_basis_penalty: The CCA's ridge (``RidgeCaption(basis_penalty=...)``), or a list of candidates.
         match_init: Initial ``gamma`` of the concept and caption terms (0: an untrained term adds nothing). A
             dimension whose learned terms do not see the prompt reads it only through these terms, so it needs a
             positive start to read the prompt before training.
@@ -179,7 +182,8 @@ class TSPMGS(QualityModel):
         concept_temperature: float = 0.1,
         concept_pmi: bool = False,
         caption_match: bool = False,
-        caption_basis: int = 0,
+        caption_basis: int | Sequence[int] = 0,
+        caption_basis_penalty: float | Sequence[float] = 3.0,
         match_init: float = 0.0,
         match_mix: str = "learned",
         own_projections: Sequence[str] = (),
@@ -242,7 +246,11 @@ class TSPMGS(QualityModel):
             )
         if caption_basis and not caption_match:
             raise ValueError("tsp-mgs: caption_basis shapes the caption match; set caption_match: true with it")
-        self.caption = RidgeCaption(text_basis=caption_basis) if caption_match and readers else None
+        self.caption = (
+            RidgeCaption(text_basis=caption_basis, basis_penalty=caption_basis_penalty)
+            if caption_match and readers
+            else None
+        )
         self.caption_gamma = nn.ParameterDict(
             {n: nn.Parameter(torch.tensor(float(match_init))) for n in readers if caption_match and not self.mix_fitted}
         )
@@ -400,7 +408,7 @@ class TSPMGS(QualityModel):
             match = self._standard(match, 0)
         if self.caption is not None and ("caption" in features or self.caption.fitted):
             caption = features["caption"] if "caption" in features else self.caption(self.caption_input(features))
-            caption_match = self._standard(cosine(caption, self.caption_target(features)), 1)
+            caption_match = self._standard(self.caption.match(caption, self.caption_target(features)), 1)
         return match, caption_match
 
     def _standard(self, term: torch.Tensor, which: int) -> torch.Tensor:
@@ -422,7 +430,7 @@ class TSPMGS(QualityModel):
         return levels[:, levels.shape[1] // 2].float()
 
     def caption_target(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``caption_text`` in the captions' space (its basis coordinates with ``caption_basis``), ``(B, D)``."""
+        """``caption_text`` as the caption map's ``match`` meets it (``RidgeCaption.embed_target``), ``(B, D_text)``."""
         return (
             self.caption.embed_target(self.caption_text(features))
             if self.caption is not None
@@ -451,7 +459,7 @@ class TSPMGS(QualityModel):
         with torch.no_grad():
             caption = self.caption(x)
         caption[fit] = out_of_fold.to(caption)
-        match = cosine(out_of_fold, target[fit])
+        match = self.caption.match(out_of_fold.to(target), target[fit])
         self.match_stats[1] = torch.stack([match.mean(), match.std().clamp_min(1e-6)])
         if self.mix_fitted:
             self.match_ratio.fill_(self.fit_mix(features, fit, groups, out_of_fold))
@@ -477,7 +485,7 @@ class TSPMGS(QualityModel):
         for prompt_rows in (rows, donors):
             words, mask = features["word_concepts"][prompt_rows], features["words_mask"][prompt_rows]
             m = self._standard(self.concept_log_match(concepts, words, mask, self.concept_prior), 0)
-            c = self._standard(cosine(captions.to(target), target[prompt_rows]), 1)
+            c = self._standard(self.caption.match(captions.to(target), target[prompt_rows]), 1)
             terms.append((m, c))
         (m_own, c_own), (m_other, c_other) = terms
         shares = [float(((m_own + r * c_own) > (m_other + r * c_other)).float().mean()) for r in MATCH_MIXES]
