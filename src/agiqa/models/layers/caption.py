@@ -13,7 +13,7 @@ on its training rows a caption as good as on new prompts, not one fitted to them
 
 With ``text_basis = k > 0`` the map predicts, instead of the text embedding itself, its coordinates in a
 ``k``-dimensional basis of the text space: the text-side directions of a regularised canonical correlation
-analysis (CCA) between the rows' image features and their targets (``cca_text_basis``). Most directions of a
+analysis (CCA) between the rows' image features and their targets (``cca_text_bases``). Most directions of a
 sentence embedding say nothing an image shows; the basis keeps the ones the image features predict best, so the
 cosine of a caption with a prompt (``match``) compares what can be seen. ``k`` and the CCA's ridge can be lists of
 candidates, chosen with ``lambda`` by the same cross-validation.
@@ -38,7 +38,7 @@ from torch import nn
 
 DEFAULT_ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0)
 BASIS_PCS = 256  # image features are reduced to this many principal components for the CCA of the text basis
-Space = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (text mean, text scale, basis) of cca_text_basis
+Space = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (text mean, text scale, basis) of cca_text_bases
 
 
 class RidgeCaption(nn.Module):
@@ -126,7 +126,7 @@ class RidgeCaption(nn.Module):
                 f"(at most {cap} here); give a smaller size, or a list of candidates (those too wide are cut to fit)"
             )
         spaces = {}
-        bases = _cca_bases(components, y, min(max(self.sizes), cap), self.penalties)
+        bases = cca_text_bases(components, y, min(max(self.sizes), cap), self.penalties)
         for penalty, (mean, scale, basis) in zip(self.penalties, bases, strict=True):
             spaces |= {(k, penalty): (mean, scale, basis[:, : min(k, cap)]) for k in self.sizes}  # by correlation
         return spaces
@@ -221,32 +221,20 @@ def _reading(coords: torch.Tensor, space: Space | None, read_in: Space | None = 
     return reading if read_in is None else reading * read_in[1] / space[1]
 
 
-def cca_text_basis(x: torch.Tensor, y: torch.Tensor, k: int, penalty: float, pcs: int = BASIS_PCS) -> Space:
-    """The text side of a regularised CCA between image features ``x`` and text embeddings ``y`` (rows paired).
-
-    Both sides are standardised; ``x`` is reduced to its first ``pcs`` principal components; each covariance gets
-    ``penalty`` times its mean variance on the diagonal. Returns the text standardisation (mean, scale) and the
-    ``(y_dim, k)`` basis: the text directions of the ``k`` largest canonical correlations, each scaled by its
-    correlation (a direction the image predicts better weighs more in a cosine).
-    """
-    return cca_text_bases(x, y, k, [penalty], pcs)[0]
-
-
 def cca_text_bases(
-    x: torch.Tensor, y: torch.Tensor, k: int, penalties: Sequence[float], pcs: int = BASIS_PCS
-) -> list[Space]:
-    """``cca_text_basis`` under each of ``penalties``, reducing ``x`` once."""
-    return _cca_bases(_DualRidge(x.double()).components(pcs), y, k, penalties)
-
-
-def _cca_bases(
     components: tuple[torch.Tensor, torch.Tensor], y: torch.Tensor, k: int, penalties: Sequence[float]
 ) -> list[Space]:
-    """``cca_text_bases`` from the image side's principal components (``_DualRidge.components``)."""
+    """The text side of a regularised CCA between image features and text embeddings ``y`` (rows paired), under
+    each of ``penalties``.
+
+    The image side comes as its standardised rows' principal components (``_DualRidge.components``); ``y`` is
+    standardised; each covariance gets ``penalty`` times its mean variance on the diagonal. Returns, per penalty,
+    the text standardisation (mean, scale) and the ``(y_dim, k)`` basis: the text directions of the ``k`` largest
+    canonical correlations, each scaled by its correlation (a direction the image predicts better weighs more in a
+    cosine). ``k`` is at most what the rows give (``RidgeCaption._spaces`` cuts it).
+    """
     xp, var_x = components
     y = y.double()
-    if k > min(y.shape[1], len(y) - 1):
-        raise ValueError(f"RidgeCaption: text_basis={k} exceeds the {y.shape[1]} text dimensions or {len(y)} rows")
     text_mean, text_scale = y.mean(0), y.std(0).clamp_min(1e-6)
     ys = (y - text_mean) / text_scale
     n = len(y)
