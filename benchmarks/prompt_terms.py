@@ -2,6 +2,7 @@
 
     python benchmarks/prompt_terms.py [--splits 10] [--load-note "what else ran"]
     python benchmarks/prompt_terms.py --config lite/tsp-mgs-cap-mix-cca --stem prompt_terms_cca   # C in a CCA basis
+    python benchmarks/prompt_terms.py --config lite/tsp-mgs-cap-mix-cca --variant lite2 --stem prompt_terms_cca_lite2
 
 Per split, the closed-form parts of ``lite/tsp-mgs-cap`` (the concept prior and the caption map, ``prefit``) are
 fitted on the training side; then, on the test side (prompts never seen), each term is computed under the image's
@@ -13,7 +14,8 @@ standardised over the training rows). No gradient step is taken: this is what a 
 A second table scans the mix ``M (PMI) + r C`` over ``MATCH_MIXES``, with the ``r`` that ``match_mix: fitted``
 picks on each split's training rows (``TSPMGS.fit_mix``) and what that choice gives on the test side.
 Writes ``benchmarks/results/<stem>.{md,json}`` (default ``prompt_terms``); ``--config`` names the config whose
-closed-form parts are fitted (default ``lite/tsp-mgs-cap``; its ``caption_basis`` is used).
+closed-form parts are fitted (default ``lite/tsp-mgs-cap``; its ``caption_basis`` is used); ``--variant lite2`` runs
+them on another EfficientNet-Lite tower.
 """
 
 from __future__ import annotations
@@ -87,11 +89,14 @@ def main() -> None:
         "--config", default="lite/tsp-mgs-cap", help="config whose concept and caption terms are fitted"
     )
     parser.add_argument("--stem", default="prompt_terms", help="name of the result files")
+    parser.add_argument("--variant", help="the lite image tower instead of the config's (lite0, lite1, lite2)")
     parser.add_argument("--load-note", default="", help="what else ran on the machine (written into the result)")
     args = parser.parse_args()
     cfg = TrainConfig.from_yaml(find_config(args.config)).replace(
         data={"root": str(args.root)}, train={"progress": False}
     )
+    if args.variant:
+        cfg = cfg.replace(model={"encoder_args": {"variant": args.variant}})
     dataset = load_training_data(cfg)
     setup = prepare(cfg, dataset)
     model, bank, table = setup.model, setup.bank, setup.table
@@ -128,10 +133,12 @@ def main() -> None:
     doc |= {"seconds": seconds, "machine": machine}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.stem}.json").write_text(json.dumps(doc, indent=2))
+    variant = f" --variant {args.variant}" if args.variant else ""
     lines = [
         "# Prompt-reading terms alone, untrained (AGIQA-3K, test sides of the grouped splits)",
         "",
-        f"`python benchmarks/prompt_terms.py --config {args.config} --stem {args.stem}` — {len(per_split)} splits, "
+        f"`python benchmarks/prompt_terms.py --config {args.config}{variant} --stem {args.stem}` — "
+        f"{len(per_split)} splits, "
         f"{seconds:.0f} s, {machine}.",
         "Share: images whose term is lower under a random other test prompt than under their own (0.5 = coin toss).",
         "SRCC: the term alone against the alignment MOS.",
