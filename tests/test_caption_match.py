@@ -242,11 +242,26 @@ def test_alignment_moves_by_the_caption_term_in_level_units(tmp_path: Path, data
     torch.testing.assert_close(after["quality"], before["quality"])
 
 
+@pytest.mark.parametrize("run", ["weak views", "live"])
+def test_tsp_mgs_without_closed_form_parts_trains_with_views_and_live(tmp_path: Path, data, run: str) -> None:
+    """Only the instances that fit a part in closed form are refused below: the paper's TSP-MGS (no concept prior,
+    no caption map; ``lite/tsp-mgs-sp``, the CLIP configs that fine-tune the encoder) trains as before."""
+    cfg = tiny.tsp_caption_config(tmp_path, concept_pmi=False, caption_match=False)
+    if run == "weak views":
+        cfg = cfg.replace(train={"loss": "pairwise_ce", "stable_preference": {"enabled": True, "views": 1}})
+    else:
+        cfg = cfg.replace(train={"cache": "off"})
+    result = train(cfg, dataset=data)
+    assert not result.model.fits_in_closed_form and result.history
+
+
 def test_caption_match_refuses_runs_it_cannot_serve(tmp_path: Path, data) -> None:
     sp = {"enabled": True, "views": 1, "switch_step": 2}
     cfg = tiny.tsp_caption_config(tmp_path).replace(train={"loss": "kl", "stable_preference": sp})
     with pytest.raises(ValueError, match="closed form.*extra views"):
         train(cfg, dataset=data)
+    with pytest.raises(ValueError, match="closed form on cached features; this run encodes live"):
+        train(tiny.tsp_caption_config(tmp_path / "live").replace(train={"cache": "off"}), dataset=data)
     with pytest.raises(ValueError, match="concept_pmi corrects the concept match"):
         train(tiny.tsp_caption_config(tmp_path / "b", concept_match=False), dataset=data)
     with pytest.raises(ValueError, match="caption_basis shapes the caption match"):

@@ -130,6 +130,14 @@ def test_refuses_members_it_cannot_combine() -> None:
         model.text_features(["a cat on a mat"])
 
 
+def test_fits_in_closed_form_when_a_member_does() -> None:
+    """The trainer's prefit step (and its refusals: live encoding, weak views) is for ensembles with a member that
+    fits a part in closed form, as it is for that member alone."""
+    assert not Ensemble(TinyDualEncoder(), DIMS, [MEMBERS[0], MEMBERS[0]]).fits_in_closed_form
+    mixed = Ensemble(TinyDualEncoder(), DIMS, MEMBERS)
+    assert [m.fits_in_closed_form for m in mixed.members] == [False, True] and mixed.fits_in_closed_form
+
+
 def _config(root: Path) -> TrainConfig:
     base = tiny.tsp_caption_config(root)
     model = {k: v for k, v in base.model.items() if k != "method_args"}

@@ -105,6 +105,12 @@ class QualityModel(nn.Module):
         """
         return {}
 
+    @property
+    def fits_in_closed_form(self) -> bool:
+        """Whether ``prefit`` fits anything for this model: true for a class that overrides it, unless the class
+        says which of its instances have no closed-form part (they train live and with extra views)."""
+        return type(self).prefit is not QualityModel.prefit
+
     def loss_parts(self) -> list[QualityModel]:
         """The models whose scores the training objective is taken over, each on its own and summed: ``[self]``;
         an ensemble returns its members, so each learns from its own scores as it would alone."""

@@ -137,6 +137,11 @@ class Ensemble(QualityModel):
             for d in self.dimensions
         }
 
+    @property
+    def fits_in_closed_form(self) -> bool:
+        """Whether any member fits a part in closed form."""
+        return any(m.fits_in_closed_form for m in self.members)
+
     def prefit(self, features: dict[str, torch.Tensor], fit: torch.Tensor, groups: Sequence[str]) -> dict:
         """Each member's closed-form parts (``QualityModel.prefit``), fitted on the same rows."""
         return _merged((m.prefit(features, fit, groups) for m in self.members), "stand-in")

@@ -437,6 +437,11 @@ class TSPMGS(QualityModel):
             else self.caption_text(features)
         )
 
+    @property
+    def fits_in_closed_form(self) -> bool:
+        """Only with ``concept_pmi`` or ``caption_match``: the paper's TSP-MGS has no closed-form part."""
+        return hasattr(self, "match_stats")
+
     def prefit(self, features: dict[str, torch.Tensor], fit: torch.Tensor, groups: Sequence[str]) -> dict:
         """Fit the concept prior and the caption map on rows ``fit`` (see ``QualityModel.prefit``).
 

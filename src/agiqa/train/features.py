@@ -70,7 +70,7 @@ class FeatureBank:
     def prefitted(self, rows: Sequence[int]) -> Iterator[None]:
         """Fit the model's closed-form parts on ``rows`` (``QualityModel.prefit``) and serve the stand-in features
         it returns until the block ends; the model computes those features itself afterwards."""
-        if all(type(part).prefit is QualityModel.prefit for part in self.model.loss_parts()):
+        if not self.model.fits_in_closed_form:
             yield
             return
         name = self.model.name
