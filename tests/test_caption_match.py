@@ -153,6 +153,21 @@ def test_the_basis_size_and_ridge_are_chosen_by_the_grouped_cross_validation() -
         RidgeCaption(text_basis=64).fit(x[:12], y[:12], groups[:12])
 
 
+def test_the_basis_fits_on_as_few_prompts_as_its_folds_allow() -> None:
+    """Rows of one prompt share a target, so the canonical directions a fold gives are its prompts less one, not its
+    rows less one (counting rows, a fold of one prompt standardised a constant target into NaN). Three prompts is
+    the least a basis fits on (each fold's basis comes from the other two); two are refused with the fix named."""
+    x, y, groups = _noisy_targets(n_groups=3, seed=5, per_group=4)
+    cap = RidgeCaption(text_basis=[1, 16], basis_penalty=[1.0, 3.0])
+    captions = cap.fit(x, y, groups)
+    assert torch.isfinite(captions).all() and torch.isfinite(cap(x)).all()
+    assert 1 <= cap.chosen["text_basis"] <= 2 and cap.basis.shape[1] == cap.chosen["text_basis"]
+    two = np.isin(groups, np.unique(groups)[:2])
+    with pytest.raises(ValueError, match="3 with a text basis.*caption_basis: 0"):
+        RidgeCaption(text_basis=[1, 16]).fit(x[two], y[two], groups[two])
+    assert torch.isfinite(RidgeCaption().fit(x[two], y[two], groups[two])).all()  # no basis: two prompts do
+
+
 def test_pmi_form_of_the_concept_match_by_hand() -> None:
     concepts = torch.tensor([[0.5, 0.5, 0.0]])
     words = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])

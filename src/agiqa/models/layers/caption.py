@@ -119,11 +119,13 @@ class RidgeCaption(nn.Module):
         if not self.text_basis:
             return {(0, 0.0): None}
         components = ridge.components(BASIS_PCS)
-        cap = min(y.shape[1], len(y) - 1, components[0].shape[1])  # canonical directions the rows can give
+        prompts = len(torch.unique(y, dim=0))  # rows of one prompt share their target
+        cap = min(y.shape[1], prompts - 1, components[0].shape[1])  # canonical directions the rows can give
         if len(self.sizes) == 1 and self.sizes[0] > cap:
             raise ValueError(
-                f"RidgeCaption: text_basis={self.sizes[0]} exceeds the {y.shape[1]} text dimensions or {len(y)} rows "
-                f"(at most {cap} here); give a smaller size, or a list of candidates (those too wide are cut to fit)"
+                f"RidgeCaption: text_basis={self.sizes[0]} exceeds the {y.shape[1]} text dimensions or the {prompts} "
+                f"distinct prompts less one (at most {cap} here); give a smaller size, or a list of candidates "
+                "(those too wide are cut to fit)"
             )
         spaces = {}
         bases = cca_text_bases(components, y, min(max(self.sizes), cap), self.penalties)
@@ -163,8 +165,12 @@ class RidgeCaption(nn.Module):
         names, group_of = np.unique(groups, return_inverse=True)
         if len(x) != len(y) or len(x) != len(groups):
             raise ValueError(f"RidgeCaption.fit: {len(x)} feature rows, {len(y)} targets, {len(groups)} groups")
-        if len(names) < 2:
-            raise ValueError(f"RidgeCaption.fit: the rows hold {len(names)} prompt(s); the fit needs at least 2")
+        if len(names) < (3 if self.text_basis else 2):
+            raise ValueError(
+                f"RidgeCaption.fit: the rows hold {len(names)} prompt(s); the fit needs at least 2, and 3 with a text "
+                "basis (each fold's basis is fitted on the other folds' prompts): train on more prompts, or without "
+                "the basis (caption_basis: 0)"
+            )
         order = np.random.default_rng(seed).permutation(len(names))
         fold = (np.argsort(order) % min(n_folds, len(names)))[group_of]
         first_row = torch.as_tensor([np.flatnonzero(group_of == g)[0] for g in range(len(names))])
