@@ -32,3 +32,13 @@ def agiqa3k_root() -> Path:
 def labels_root() -> Path:
     """Real label files of AGIQA-1K, AIGCIQA2023, ImageReward, PartiPrompts (skips when absent)."""
     return _need(SHARED_DATA / "labels")
+
+
+@pytest.fixture(scope="session")
+def tiny_protocol_data(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny synthetic dataset of the protocol tests (6 prompts x 4 images), with the tiny encoder and method
+    registered."""
+    import _train_tiny as tiny
+
+    tiny.register()
+    return tiny.make_dataset(tmp_path_factory.mktemp("tiny") / "images", n_prompts=6, per_prompt=4)

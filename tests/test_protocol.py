@@ -14,10 +14,9 @@ from agiqa.train.selection import mos_pairs
 from agiqa.train.table import image_table
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory):
-    tiny.register()
-    return tiny.make_dataset(tmp_path_factory.mktemp("tiny") / "images", n_prompts=6, per_prompt=4)
+@pytest.fixture
+def data(tiny_protocol_data):
+    return tiny_protocol_data
 
 
 def test_protocol_writes_mean_std_table(tmp_path: Path, data) -> None:

@@ -18,10 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 swap_breakdown = pytest.importorskip("swap_breakdown")
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory):
-    tiny.register()
-    return tiny.make_dataset(tmp_path_factory.mktemp("tiny") / "images", n_prompts=6, per_prompt=4)
+@pytest.fixture
+def data(tiny_protocol_data):
+    return tiny_protocol_data
 
 
 def test_breakdown_reproduces_the_protocols_share(tmp_path: Path, data) -> None:
