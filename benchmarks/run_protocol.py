@@ -4,6 +4,7 @@
     python benchmarks/run_protocol.py --methods tsp-mgs ridge --splits 3
     python benchmarks/run_protocol.py --summary-only        # rebuild protocol_agiqa3k.md from the JSON files
     python benchmarks/run_protocol.py --methods prefiqa --resume   # run only the splits its JSON file lacks
+    python benchmarks/run_protocol.py --methods prefiqa --robustness-only  # add split 0's robustness report
 
 The files of a method are rewritten after every split, so a stopped run keeps the splits it finished; ``--resume``
 goes on from them (refused when the config changed since: the JSON holds a digest of it).
@@ -95,23 +96,39 @@ def earlier_run(path: Path, config_path: str, digest: str):
 
 
 def run_method(
-    name: str, config_path: str, dataset, splits, ratios, train_overrides: dict, resume: bool = False
+    name: str,
+    config_path: str,
+    dataset,
+    splits,
+    ratios,
+    train_overrides: dict,
+    resume: bool = False,
+    robustness_only: bool = False,
 ) -> Path:
     from agiqa.train import TrainConfig
-    from agiqa.train.protocol import run_protocol, write_protocol
+    from agiqa.train.protocol import add_robustness, run_protocol, write_protocol
 
     cfg = TrainConfig.from_yaml(find_config(config_path)).replace(
         data={"root": str(dataset.root)}, train={"progress": False, **train_overrides}
     )
     stem, digest = f"protocol_{cfg.name}", config_digest(cfg)
-    earlier = earlier_run(RESULTS / f"{stem}.json", config_path, digest) if resume else None
+    path = RESULTS / f"{stem}.json"
+    earlier = earlier_run(path, config_path, digest) if resume or robustness_only else None
     extra = {"method": name, "config": config_path, "config_digest": digest, "machine": machine()}
-    if earlier is not None:
-        extra["resumed_after_splits"] = len(earlier.per_split)
 
     def save(result) -> Path:
         return write_protocol(result, RESULTS, stem, {**extra, "n_splits": len(result.per_split)})[0]
 
+    if robustness_only:
+        doc = json.loads(path.read_text()) if earlier is not None else {}
+        if "config_digest" not in doc:
+            raise SystemExit(f"--robustness-only: {path} holds no run of {config_path} with a config digest")
+        written = {"name", "per_split", "train_seconds", "feature_seconds", "robustness", "shuffled_prompts"}
+        extra = {k: v for k, v in doc.items() if k not in written | {"val_history", "table"}}
+        extra["robustness_added_by"] = {**machine(), "date": time.strftime("%Y-%m-%d")}
+        return save(add_robustness(cfg, dataset, splits, earlier, ratios))
+    if earlier is not None:
+        extra["resumed_after_splits"] = len(earlier.per_split)
     return save(run_protocol(cfg, dataset, splits, ratios, resume=earlier, on_split=save))
 
 
@@ -303,6 +320,11 @@ def main() -> None:
     parser.add_argument("--no-robustness", action="store_true")
     parser.add_argument("--summary-only", action="store_true")
     parser.add_argument("--resume", action="store_true", help="keep the splits a method's JSON file holds")
+    parser.add_argument(
+        "--robustness-only",
+        action="store_true",
+        help="add the robustness report to a saved run: split 0 trained again, kept if its figures reproduce",
+    )
     parser.add_argument("--device", default="cpu", help="where heads train (cuda on a GPU machine)")
     parser.add_argument("--cache-dir", type=Path, help="feature cache root")
     parser.add_argument("--write-namespaces", type=Path, help="write the methods' cache namespaces, then exit")
@@ -332,7 +354,9 @@ def main() -> None:
             path = run_ridge(dataset, splits)
         else:
             ratios = () if args.no_robustness else ROBUSTNESS_RATIOS
-            path = run_method(name, configs[name], dataset, splits, ratios, overrides, args.resume)
+            path = run_method(
+                name, configs[name], dataset, splits, ratios, overrides, args.resume, args.robustness_only
+            )
         print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s", flush=True)
     summary()
 

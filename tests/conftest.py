@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,13 @@ def tiny_protocol_data(tmp_path_factory: pytest.TempPathFactory):
 
     tiny.register()
     return tiny.make_dataset(tmp_path_factory.mktemp("tiny") / "images", n_prompts=6, per_prompt=4)
+
+
+@pytest.fixture
+def keep_torch_threads() -> Iterator[None]:
+    """Torch's thread count as it was before the test (``--threads`` sets it for the whole process)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

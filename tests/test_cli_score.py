@@ -212,23 +212,20 @@ def test_run_killed_with_sigkill_resumes_to_the_same_file(model_dir: Path, tmp_p
     assert not chunks.exists()
 
 
+@pytest.mark.usefixtures("keep_torch_threads")
 def test_threads_and_runtime_options(model_dir: Path, images: Path, tmp_path: Path) -> None:
     import torch
 
-    before = torch.get_num_threads()
-    try:
-        args = ["score", images, "--prompt", "a cat", "--model", model_dir, "--workers", "0"]
-        code, output = _run(*args, "--out", tmp_path / "a.csv", "--threads", "1", "--runtime", "eager")
-        assert code == 0, output
-        assert torch.get_num_threads() == 1  # what the model ran with
-        code, output = _run(*args, "--out", tmp_path / "b.csv", "--runtime", "tensorrt")
-        assert code == 2 and "--runtime 'tensorrt'" in output and "auto, eager, onnx" in output, output
-        code, output = _run(*args, "--out", tmp_path / "c.csv", "--runtime", "onnx")  # the tiny model has no tower
-        assert code == 2 and "no exportable image tower" in output, output
-        code, output = _run(*args, "--out", tmp_path / "d.csv", "--threads", "0")
-        assert code == 2, output
-    finally:
-        torch.set_num_threads(before)
+    args = ["score", images, "--prompt", "a cat", "--model", model_dir, "--workers", "0"]
+    code, output = _run(*args, "--out", tmp_path / "a.csv", "--threads", "1", "--runtime", "eager")
+    assert code == 0, output
+    assert torch.get_num_threads() == 1  # what the model ran with
+    code, output = _run(*args, "--out", tmp_path / "b.csv", "--runtime", "tensorrt")
+    assert code == 2 and "--runtime 'tensorrt'" in output and "auto, eager, onnx" in output, output
+    code, output = _run(*args, "--out", tmp_path / "c.csv", "--runtime", "onnx")  # the tiny model has no tower
+    assert code == 2 and "no exportable image tower" in output, output
+    code, output = _run(*args, "--out", tmp_path / "d.csv", "--threads", "0")
+    assert code == 2, output
 
 
 def test_argument_problems_are_found_before_the_model_loads(

@@ -9,7 +9,7 @@ import pytest
 
 import _train_tiny as tiny
 from agiqa.data.splits import make_splits, stored_splits
-from agiqa.train.protocol import ProtocolResult, run_protocol, write_protocol
+from agiqa.train.protocol import ProtocolResult, add_robustness, run_protocol, write_protocol
 from agiqa.train.selection import mos_pairs
 from agiqa.train.table import image_table
 
@@ -108,3 +108,27 @@ def test_a_resumed_run_measures_what_an_uninterrupted_one_does(tmp_path: Path, d
     assert [e["epoch"] for e in resumed.val_history[1]] == [e["epoch"] for e in full.val_history[1]]
     with pytest.raises(ValueError, match="cannot resume"):
         run_protocol(cfg.replace(name="other"), data, splits, progress=False, resume=earlier)
+
+
+def test_robustness_added_later_is_the_report_a_full_run_writes(tmp_path: Path, data) -> None:
+    """A run saved without the report gets split 0's report by training split 0 again; the splits stay the
+    saved ones, and a saved split 0 that the present code does not reproduce is refused."""
+    cfg = tiny.train_config(tmp_path, "tiny-robust", 0.25, epochs=3, batch_size=8, lr=0.02)
+    splits = make_splits(data, n=2, test_ratio=0.34, seed=0)
+    full = run_protocol(cfg, data, splits, robustness_ratios=(0.9,), progress=False)
+    bare = run_protocol(cfg, data, splits, robustness_ratios=(), progress=False)
+    saved = ProtocolResult.from_json(json.loads(write_protocol(bare, tmp_path / "out", "protocol_tiny")[0].read_text()))
+    assert saved.robustness.empty
+
+    added = add_robustness(cfg, data, splits, saved, ratios=(0.9,))
+    assert added.per_split == saved.per_split and added.train_seconds == saved.train_seconds
+    got = added.robustness.set_index(["perturbation", "dimension", "metric"])["value"]
+    want = full.robustness.set_index(["perturbation", "dimension", "metric"])["value"]
+    assert set(got.index) == set(want.index) and "HF&CC(0.90)" in set(added.robustness["perturbation"])
+    assert got.sort_index().to_numpy() == pytest.approx(want.sort_index().to_numpy(), nan_ok=True)
+
+    saved.per_split[0]["alignment"]["srcc"] += 0.01
+    with pytest.raises(ValueError, match="does not reproduce"):
+        add_robustness(cfg, data, splits, saved, ratios=(0.9,))
+    with pytest.raises(ValueError, match="cannot add robustness"):
+        add_robustness(cfg.replace(name="other"), data, splits, saved, ratios=(0.9,))

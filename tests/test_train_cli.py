@@ -18,6 +18,7 @@ from agiqa.data.sample import Dataset
 from agiqa.train import setup as train_setup
 
 
+@pytest.mark.usefixtures("keep_torch_threads")
 def test_train_command_writes_a_model_folder(tmp_path: Path, monkeypatch) -> None:
     tiny.register()
     data = tiny.make_dataset(tmp_path / "images", n_prompts=3, per_prompt=3)
@@ -33,13 +34,9 @@ def test_train_command_writes_a_model_folder(tmp_path: Path, monkeypatch) -> Non
             }
         )
     )
-    threads = torch.get_num_threads()
     args = ["train", str(config), "--out", str(tmp_path / "out"), "--epochs", "1", "--threads", "1"]
-    try:
-        result = CliRunner().invoke(app, args)
-        assert torch.get_num_threads() == 1, "--threads did not reach torch"
-    finally:
-        torch.set_num_threads(threads)
+    result = CliRunner().invoke(app, args)
+    assert torch.get_num_threads() == 1, "--threads did not reach torch"
     assert result.exit_code == 0, result.output
     assert yaml.safe_load((tmp_path / "out" / "train_config.yaml").read_text())["train"]["num_threads"] == 1
     assert (tmp_path / "out" / "model.safetensors").is_file()
@@ -94,28 +91,24 @@ def test_shipped_config_names_resolve_outside_the_checkout(elsewhere: Path) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("keep_torch_threads")
 def test_installed_train_and_protocol_run_from_another_folder(elsewhere: Path, tmp_path: Path) -> None:
     root = agiqa3k_copy(tmp_path / "agiqa3k")
-    threads = torch.get_num_threads()
-    try:
-        args = ["train", "lite/ip-iqa", "--root", str(root), "--epochs", "1", "--out", "model", "--threads", "1"]
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 0, result.output
-        assert (elsewhere / "model" / "model.safetensors").is_file() and torch.get_num_threads() == 1
-        protocol = ["protocol", "--method", "ip-iqa", "--dataset", "agiqa3k", "--root", str(root), "--n-splits", "2"]
-        protocol += ["--out", "results", "--no-robustness"]
-        result = CliRunner().invoke(app, protocol)  # the shipped AGIQA-3K splits do not fit this tiny copy
-        assert result.exit_code == 2 and "--splits FILE" in result.output, result.output
-        result = CliRunner().invoke(app, [*protocol, "--splits", "splits.json"])
-        assert result.exit_code == 0, result.output
-        assert (elsewhere / "results" / "protocol_ip-iqa_agiqa3k.md").is_file() and (
-            elsewhere / "splits.json"
-        ).is_file()
-    finally:
-        torch.set_num_threads(threads)
+    args = ["train", "lite/ip-iqa", "--root", str(root), "--epochs", "1", "--out", "model", "--threads", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "model" / "model.safetensors").is_file() and torch.get_num_threads() == 1
+    protocol = ["protocol", "--method", "ip-iqa", "--dataset", "agiqa3k", "--root", str(root), "--n-splits", "2"]
+    protocol += ["--out", "results", "--no-robustness"]
+    result = CliRunner().invoke(app, protocol)  # the shipped AGIQA-3K splits do not fit this tiny copy
+    assert result.exit_code == 2 and "--splits FILE" in result.output, result.output
+    result = CliRunner().invoke(app, [*protocol, "--splits", "splits.json"])
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "results" / "protocol_ip-iqa_agiqa3k.md").is_file() and (elsewhere / "splits.json").is_file()
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("keep_torch_threads")
 @pytest.mark.parametrize("config", sorted(c for c in shipped_configs() if c.startswith("lite/")))
 def test_every_shipped_lite_config_trains(config: str, elsewhere: Path, tmp_path: Path) -> None:
     """One epoch of every shipped lite config on a tiny copy of AGIQA-3K, through ``agiqa train``: a change elsewhere
@@ -123,14 +116,10 @@ def test_every_shipped_lite_config_trains(config: str, elsewhere: Path, tmp_path
     with weak views, ``lite/tsp-mgs-sp``). Five prompts: the caption map's text basis needs three in training. The
     CLIP-class configs need hub weights that cannot be had offline."""
     root = agiqa3k_copy(tmp_path / "agiqa3k", n_prompts=5, per_prompt=2)
-    threads = torch.get_num_threads()
-    try:
-        args = ["train", config, "--root", str(root), "--epochs", "1", "--out", "model", "--threads", "1"]
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 0, result.output
-        assert (elsewhere / "model" / "model.safetensors").is_file()
-    finally:
-        torch.set_num_threads(threads)
+    args = ["train", config, "--root", str(root), "--epochs", "1", "--out", "model", "--threads", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "model" / "model.safetensors").is_file()
 
 
 def test_protocol_writes_outside_the_committed_results_by_default(

@@ -171,6 +171,39 @@ def run_protocol(
     return result
 
 
+def add_robustness(
+    config: TrainConfig,
+    dataset: Dataset,
+    splits: Sequence[Split],
+    earlier: ProtocolResult,
+    ratios: Sequence[float] = ROBUSTNESS_RATIOS,
+    tolerance: float = 1e-3,
+) -> ProtocolResult:
+    """``earlier`` with the robustness report of its first split, for a run made without one.
+
+    Split 0 is trained again as ``run_protocol`` trains it; the report is kept only when that split's SRCCs
+    reproduce the ones ``earlier`` holds within ``tolerance``, so that it describes the models of the table.
+
+    Raises:
+        ValueError: ``earlier`` is another config's run, or split 0 does not reproduce (e.g. the run predates a
+            change of the code): rerun the method in full, with the robustness report.
+    """
+    if earlier.name != config.name or not earlier.per_split:
+        raise ValueError(
+            f"protocol: cannot add robustness to {earlier.name!r} ({len(earlier.per_split)} splits) "
+            f"from config {config.name!r}; pass a saved run of the same config"
+        )
+    again = run_protocol(config, dataset, splits[:1], ratios, robustness_splits=(0,), progress=False)
+    for dim, metrics in earlier.per_split[0].items():
+        old, new = metrics.get("srcc", math.nan), again.per_split[0].get(dim, {}).get("srcc", math.nan)
+        if not abs(old - new) <= tolerance:
+            raise ValueError(
+                f"protocol: split 0 of {config.name!r} does not reproduce ({dim} SRCC {new:.4f} now, {old:.4f} saved); "
+                "the saved run predates the present code: rerun the method in full with the robustness report"
+            )
+    return dataclasses.replace(earlier, robustness=again.robustness)
+
+
 def robustness_markdown(
     frame: pd.DataFrame, metrics: Sequence[str] = ("srcc", "pairwise_acc", "mean_abs_change")
 ) -> str:
