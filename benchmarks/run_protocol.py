@@ -300,7 +300,8 @@ def summary() -> None:
         "",
         "Stable Preference, Table 1 protocol: metrics on the original test images (ORG) and on flipped +",
         "centre-cropped copies at side ratios 0.97-0.90; change against ORG in brackets;",
-        "`mean_abs_change`: mean absolute change of the scores.",
+        "`mean_abs_change`: mean absolute change of the scores; `abs_change_per_std`: the same in units of the",
+        "standard deviation of the original scores (comparable across models whose scores differ in scale).",
         "",
     ]
     for name, doc in docs.items():

@@ -132,3 +132,25 @@ def test_robustness_added_later_is_the_report_a_full_run_writes(tmp_path: Path, 
         add_robustness(cfg, data, splits, saved, ratios=(0.9,))
     with pytest.raises(ValueError, match="cannot add robustness"):
         add_robustness(cfg.replace(name="other"), data, splits, saved, ratios=(0.9,))
+
+
+def test_robustness_changes_are_measured_against_the_original_scores(tmp_path: Path, data) -> None:
+    """``mean_abs_change`` is the mean |view score - original score| of the same images, ``abs_change_per_std``
+    that over the spread of the original scores."""
+    import numpy as np
+
+    from agiqa.train import probes
+    from agiqa.train.setup import prepare
+
+    cfg = tiny.train_config(tmp_path, "tiny-robust-table", 0.25, epochs=1, batch_size=8, lr=0.02)
+    setup = prepare(cfg, data)
+    split = make_splits(data, n=1, test_ratio=0.34, seed=0)[0]
+    rows = [setup.table.row[x] for x in split.test]
+    table = probes.robustness_table(setup.bank, rows, split.apply(data)[1], (0.9,), 0)
+    value = table.set_index(["perturbation", "dimension", "metric"])["value"]
+    base, view = setup.bank.prediction_frame(rows), probes._view_predictions(setup.bank, rows, 0.9)
+    for dim in ("quality", "alignment"):
+        change = np.mean(np.abs(view[dim].to_numpy() - base[dim].to_numpy()))
+        assert change > 0 and value[("HF&CC(0.90)", dim, "mean_abs_change")] == pytest.approx(change)
+        assert value[("HF&CC(0.90)", dim, "abs_change_per_std")] == pytest.approx(change / np.std(base[dim]))
+        assert value[("ORG", dim, "abs_change_per_std")] == 0.0

@@ -1,7 +1,9 @@
 """Checks the protocol runs on a trained model's test images, besides the metrics.
 
 * **Robustness** (paper 004, Table 1): the metrics on the test images as given ("ORG") and horizontally flipped
-  + centre-cropped at side ratios 0.97 ... 0.90, with the mean absolute score change.
+  + centre-cropped at side ratios 0.97 ... 0.90, with the mean absolute score change, also in units of the
+  original scores' standard deviation (``abs_change_per_std``), which compares models whose scores have
+  different scales (a pairwise loss fixes no scale).
 * **Shuffled prompts**: every test image is paired with the prompt of a random image from another group; a model
   whose alignment reads the prompt gives lower alignment scores to the wrong prompts. The protocol runs it on
   every split and reports the share of images whose score fell as the metric ``prompt_swap_share``.
@@ -93,7 +95,9 @@ def robustness_table(
             for metric in ("srcc", "plcc", "krcc", "pairwise_acc", "preference_acc"):
                 if metric in metrics:
                     records.append((split, name, dim, metric, metrics[metric]))
-            records.append((split, name, dim, "mean_abs_change", float(np.mean(np.abs(frame[dim] - base[dim])))))
+            change = float(np.mean(np.abs(frame[dim] - base[dim])))
+            records.append((split, name, dim, "mean_abs_change", change))
+            records.append((split, name, dim, "abs_change_per_std", change / float(np.std(base[dim]))))
     return pd.DataFrame(records, columns=["split", "perturbation", "dimension", "metric", "value"])
 
 

@@ -205,7 +205,7 @@ def add_robustness(
 
 
 def robustness_markdown(
-    frame: pd.DataFrame, metrics: Sequence[str] = ("srcc", "pairwise_acc", "mean_abs_change")
+    frame: pd.DataFrame, metrics: Sequence[str] = ("srcc", "pairwise_acc", "mean_abs_change", "abs_change_per_std")
 ) -> str:
     """Perturbations as columns, (dimension, metric) as rows; changes against ORG in brackets."""
     if frame.empty:
@@ -219,7 +219,7 @@ def robustness_markdown(
             continue
         org = values["ORG"]
         cells = [
-            f"{values[c]:.4f}" + ("" if c == "ORG" or metric == "mean_abs_change" else f" ({values[c] - org:+.4f})")
+            f"{values[c]:.4f}" + ("" if c == "ORG" or "change" in metric else f" ({values[c] - org:+.4f})")
             for c in order
         ]
         lines.append(f"| {dim} | {metric} | " + " | ".join(cells) + " |")
