@@ -78,8 +78,9 @@ def config_digest(cfg) -> str:
     return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def earlier_run(path: Path, config_path: str, digest: str):
-    """The splits an earlier run of this config saved in ``path`` (None when there is no such file)."""
+def earlier_run(path: Path, config_path: str, digest: str, flag: str = "--resume"):
+    """The splits an earlier run of this config saved in ``path`` (None when there is no such file); ``flag`` is the
+    option that asked for it, for the messages."""
     from agiqa.train.protocol import ProtocolResult
 
     if not path.exists():
@@ -87,11 +88,11 @@ def earlier_run(path: Path, config_path: str, digest: str):
     doc = json.loads(path.read_text())
     if doc.get("config") != config_path or doc.get("config_digest", digest) != digest:
         raise SystemExit(
-            f"--resume: {path} was written by config {doc.get('config')!r} (digest {doc.get('config_digest')}), "
-            f"not by the current {config_path!r} (digest {digest}); run without --resume to start again"
+            f"{flag}: {path} was written by config {doc.get('config')!r} (digest {doc.get('config_digest')}), "
+            f"not by the current {config_path!r} (digest {digest}); run the method in full without {flag}"
         )
     if "config_digest" not in doc:
-        print(f"--resume: {path} predates config digests; resuming on its config path alone", flush=True)
+        print(f"{flag}: {path} predates config digests; resuming on its config path alone", flush=True)
     return ProtocolResult.from_json(doc)
 
 
@@ -113,7 +114,8 @@ def run_method(
     )
     stem, digest = f"protocol_{cfg.name}", config_digest(cfg)
     path = RESULTS / f"{stem}.json"
-    earlier = earlier_run(path, config_path, digest) if resume or robustness_only else None
+    flag = "--robustness-only" if robustness_only else "--resume"
+    earlier = earlier_run(path, config_path, digest, flag) if resume or robustness_only else None
     extra = {"method": name, "config": config_path, "config_digest": digest, "machine": machine()}
 
     def save(result) -> Path:
