@@ -154,3 +154,8 @@ def test_robustness_changes_are_measured_against_the_original_scores(tmp_path: P
         assert change > 0 and value[("HF&CC(0.90)", dim, "mean_abs_change")] == pytest.approx(change)
         assert value[("HF&CC(0.90)", dim, "abs_change_per_std")] == pytest.approx(change / np.std(base[dim]))
         assert value[("ORG", dim, "abs_change_per_std")] == 0.0
+
+    constant = base.assign(quality=1.0, alignment=2.0)  # an untrained head: no spread to measure the change in
+    setup.bank.prediction_frame = lambda rows: constant
+    flat = probes.robustness_table(setup.bank, rows, split.apply(data)[1], (), 0)
+    assert flat.query("metric == 'abs_change_per_std'")["value"].isna().all()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -97,7 +98,8 @@ def robustness_table(
                     records.append((split, name, dim, metric, metrics[metric]))
             change = float(np.mean(np.abs(frame[dim] - base[dim])))
             records.append((split, name, dim, "mean_abs_change", change))
-            records.append((split, name, dim, "abs_change_per_std", change / float(np.std(base[dim]))))
+            spread = float(np.std(base[dim]))
+            records.append((split, name, dim, "abs_change_per_std", change / spread if spread > 0 else math.nan))
     return pd.DataFrame(records, columns=["split", "perturbation", "dimension", "metric", "value"])
 
 
