@@ -78,11 +78,9 @@ def config_digest(cfg) -> str:
     return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def earlier_run(path: Path, config_path: str, digest: str, flag: str = "--resume"):
-    """The splits an earlier run of this config saved in ``path`` (None when there is no such file); ``flag`` is the
-    option that asked for it, for the messages."""
-    from agiqa.train.protocol import ProtocolResult
-
+def earlier_run(path: Path, config_path: str, digest: str, flag: str = "--resume") -> dict | None:
+    """The JSON document an earlier run of this config saved in ``path`` (None when there is no such file); ``flag``
+    is the option that asked for it, for the messages."""
     if not path.exists():
         return None
     doc = json.loads(path.read_text())
@@ -93,7 +91,7 @@ def earlier_run(path: Path, config_path: str, digest: str, flag: str = "--resume
         )
     if "config_digest" not in doc:
         print(f"{flag}: {path} predates config digests; resuming on its config path alone", flush=True)
-    return ProtocolResult.from_json(doc)
+    return doc
 
 
 def run_method(
@@ -107,7 +105,7 @@ def run_method(
     robustness_only: bool = False,
 ) -> Path:
     from agiqa.train import TrainConfig
-    from agiqa.train.protocol import add_robustness, run_protocol, write_protocol
+    from agiqa.train.protocol import ProtocolResult, add_robustness, run_protocol, write_protocol
 
     cfg = TrainConfig.from_yaml(find_config(config_path)).replace(
         data={"root": str(dataset.root)}, train={"progress": False, **train_overrides}
@@ -115,18 +113,17 @@ def run_method(
     stem, digest = f"protocol_{cfg.name}", config_digest(cfg)
     path = RESULTS / f"{stem}.json"
     flag = "--robustness-only" if robustness_only else "--resume"
-    earlier = earlier_run(path, config_path, digest, flag) if resume or robustness_only else None
+    doc = earlier_run(path, config_path, digest, flag) if resume or robustness_only else None
+    earlier = ProtocolResult.from_json(doc) if doc is not None else None
     extra = {"method": name, "config": config_path, "config_digest": digest, "machine": machine()}
 
     def save(result) -> Path:
         return write_protocol(result, RESULTS, stem, {**extra, "n_splits": len(result.per_split)})[0]
 
     if robustness_only:
-        doc = json.loads(path.read_text()) if earlier is not None else {}
-        if "config_digest" not in doc:
+        if doc is None or "config_digest" not in doc:
             raise SystemExit(f"--robustness-only: {path} holds no run of {config_path} with a config digest")
-        written = {"name", "per_split", "train_seconds", "feature_seconds", "robustness", "shuffled_prompts"}
-        extra = {k: v for k, v in doc.items() if k not in written | {"val_history", "table"}}
+        extra |= {k: doc[k] for k in ("machine", "resumed_after_splits") if k in doc}  # the saved run's, unchanged
         extra["robustness_added_by"] = {**machine(), "date": time.strftime("%Y-%m-%d")}
         return save(add_robustness(cfg, dataset, splits, earlier, ratios))
     if earlier is not None:
