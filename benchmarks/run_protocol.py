@@ -127,8 +127,18 @@ def run_method(
         extra["robustness_added_by"] = {**machine(), "date": time.strftime("%Y-%m-%d")}
         return save(add_robustness(cfg, dataset, splits, earlier, ratios))
     if earlier is not None:
-        extra["resumed_after_splits"] = len(earlier.per_split)
+        if len(earlier.per_split) >= len(splits):
+            print(f"--resume: {path} already holds {len(earlier.per_split)} splits; nothing to run", flush=True)
+            return path
+        extra["resumed_after_splits"] = resume_points(doc) + [len(earlier.per_split)]
     return save(run_protocol(cfg, dataset, splits, ratios, resume=earlier, on_split=save))
+
+
+def resume_points(doc: dict) -> list[int]:
+    """The split counts a saved run was resumed after, oldest first (files written before this was a list hold the
+    latest count alone)."""
+    points = doc.get("resumed_after_splits", [])
+    return [points] if isinstance(points, int) else list(points)
 
 
 def run_ridge(dataset, splits) -> Path:

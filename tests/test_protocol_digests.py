@@ -46,3 +46,22 @@ def test_a_later_key_changes_the_digest_only_away_from_its_default() -> None:
     assert config.train.mismatch.part_margins == [0.5, 1.5]
     default = config.replace(train={"mismatch": {"part_margins": None}})
     assert len({digest(config), digest(default), digest(config.replace(train={"mismatch": {"margin": 1.0}}))}) == 3
+
+
+def test_resume_of_a_complete_run_leaves_its_files_as_they_are(tmp_path: Path, monkeypatch) -> None:
+    module = _run_protocol()
+    saved = REPO / "benchmarks" / "results" / "protocol_tsp-mgs-pairs-lite-agiqa3k.json"
+    doc = json.loads(saved.read_text())
+    (tmp_path / saved.name).write_text(saved.read_text())
+    monkeypatch.setattr(module, "RESULTS", tmp_path)
+    splits = [None] * len(doc["per_split"])  # never read: no split is left to run
+    path = module.run_method("tsp-mgs-pairs", doc["config"], type("D", (), {"root": tmp_path}), splits, [], {}, True)
+    assert path == tmp_path / saved.name
+    assert path.read_text() == saved.read_text()
+
+
+def test_resume_points_keep_every_earlier_resume() -> None:
+    points = _run_protocol().resume_points
+    assert points({}) == []
+    assert points({"resumed_after_splits": 3}) == [3]
+    assert points({"resumed_after_splits": [3, 5]}) == [3, 5]
