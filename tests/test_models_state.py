@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from agiqa.models.state import STATES, UNTRAINED, ZERO_SHOT, model_state, needs_
 from scoring_fixtures import write_images, write_tiny_model, write_untrained_model
 
 runner = CliRunner()
+SPEED = {"images_per_s": 12.34, "how": "tiny pictures, 1 thread", "source": "here.json"}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ def test_models_shows_every_state_in_a_column_that_is_never_cut(
     trained = ModelCard.from_yaml(write_tiny_model(tmp_path / "trained") / "config.yaml")
     base = trained.to_dict()
     cards = {
-        "t-trained": ModelCard.from_dict({**base, "name": "t-trained"}, source=trained.source),
+        "t-trained": ModelCard.from_dict({**base, "name": "t-trained", "speed": SPEED}, source=trained.source),
         "t-missing": ModelCard.from_dict({**base, "name": "t-missing", "weights": "/nowhere/w.safetensors"}),
         "t-untrained": ModelCard.from_dict({**base, "name": "t-untrained", "weights": None}),
         "t-zero": ModelCard.from_dict({**base, "name": "t-zero", "weights": None, "needs_training": False}),
@@ -93,13 +95,29 @@ def test_models_shows_every_state_in_a_column_that_is_never_cut(
     }
     result = runner.invoke(app, ["models", "--json"])
     assert {r["name"]: r["state"] for r in json.loads(result.output)}["t-missing"] == "weights missing"
-    for width in ("80", "250"):
-        result = runner.invoke(app, ["models"], env={"COLUMNS": width})
+    assert rows["t-trained"]["speed"] == SPEED and rows["t-untrained"]["speed"] is None
+    for width, long in itertools.product(("80", "250"), ([], ["--long"])):
+        result = runner.invoke(app, ["models", *long], env={"COLUMNS": width})
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
         for state in ("weights missing", "untrained", "zero-shot", "trained"):
-            assert any(f"│ {state} " in line for line in lines), (width, state)
-        assert "--allow-untrained" in " ".join(result.output.split())
+            assert any(f"│ {state} " in line for line in lines), (width, long, state)
+        text = " ".join(result.output.split())
+        assert "--allow-untrained" in text
+        assert "t-trained: 12.3 images/s (tiny pictures, 1 thread; here.json)" in text
+        if width == "250":
+            row = next(line for line in lines if "│ t-trained " in line)
+            assert "12.3 img/s" in row
+            if not long:
+                assert "missing: head" in next(line for line in lines if "│ t-missing " in line)
+
+
+def test_a_card_speed_must_be_a_measured_number() -> None:
+    base = {"name": "s", "method": "tsp-mgs", "encoder": "lite", "dimensions": [{"name": "quality"}]}
+    assert ModelCard.from_dict({**base, "speed": {"images_per_s": 3}}).speed == {"images_per_s": 3}
+    for bad in ({"images_per_s": "fast"}, {"how": "measured"}, {"images_per_s": 1.0, "when": "now"}, 7.5):
+        with pytest.raises(ValueError, match="card.yaml: speed is .*`images_per_s`"):
+            ModelCard.from_dict({**base, "speed": bad}, source="card.yaml")
 
 
 def test_cli_refuses_an_untrained_model_before_loading_it(

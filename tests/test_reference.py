@@ -129,7 +129,7 @@ def test_agiqa_models_prints_the_reference_quantiles() -> None:
 
     from agiqa.cli import app
 
-    result = CliRunner().invoke(app, ["models"], env={"COLUMNS": "400"})
+    result = CliRunner().invoke(app, ["models", "--long"], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     assert "reference p10/p50/p90" in result.output and "none (no percentiles)" in result.output
     shown = model_info("agiqa-lite")[0]["reference"]["quantiles"]["quality"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +36,19 @@ def test_card_metrics_are_the_protocol_figures_of_the_shipped_recipe() -> None:
     card = resolve_card("agiqa-lite")
     assert {k: card.metrics[k] for k in expected} == expected
     assert source in card.description
+
+
+def test_card_speed_is_the_benchmarks_end_to_end_figure() -> None:
+    """The speed ``agiqa models`` shows is what ``benchmarks/bench_score.py`` measured end to end on the default
+    runtime (copied by ``train_default.py``), not the forward-only figure or another runtime's."""
+    spec = importlib.util.spec_from_file_location("train_default", REPO / "benchmarks" / "train_default.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bench = json.loads(module.SPEED.read_text())
+    card = resolve_card("agiqa-lite")
+    assert card.speed == module.measured_speed()
+    assert card.speed["images_per_s"] == bench["end_to_end_images_per_s"][bench["default_runtime"]]
+    assert bench["default_runtime"] in card.speed["how"] and "score_throughput.json" in card.speed["source"]
 
 
 @pytest.mark.slow

@@ -81,7 +81,8 @@ def model_info(pattern: str = "*") -> list[dict[str, Any]]:
         ``encoder_weights`` and ``encoder_weights_present``, ``head_weights`` (a path, None when the model has
         none) and ``head_weights_present``, ``state`` (``trained``, ``zero-shot``, ``untrained`` or
         ``weights missing``: ``agiqa.models.state``), ``trained_on``, ``metrics``, ``description`` and ``ready``
-        (every weight it needs is here and its state is trained or zero-shot: its scores mean something).
+        (every weight it needs is here and its state is trained or zero-shot: its scores mean something),
+        ``speed`` (measured images per second, how and where; None when not measured) and ``reference``.
     """
     rows = []
     for card in list_models(pattern):
@@ -102,6 +103,7 @@ def model_info(pattern: str = "*") -> list[dict[str, Any]]:
                 "state": state,
                 "trained_on": card.trained_on,
                 "metrics": card.metrics,
+                "speed": card.speed,
                 "description": card.description,
                 "ready": enc_ok and state in USABLE,
                 "reference": None

@@ -32,6 +32,9 @@ class ScoreSpec:
     description: str = ""
 
 
+SPEED_KEYS = {"images_per_s", "how", "source"}
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """A registered model: architecture as data plus the provenance of its weights.
@@ -55,6 +58,8 @@ class ModelCard:
         licence: Licence of the weights.
         reference: Quantiles of the model's scores on its training images (``agiqa.models.reference``), which
             turn scores into percentiles; None when the card has none.
+        speed: Measured scoring speed, for ``agiqa models``: ``{images_per_s: float, how: str, source: str}`` (how
+            and where it was measured, the benchmark result it was copied from); None when not measured.
         source: Where the card came from (package config file or a user's folder).
     """
 
@@ -71,6 +76,7 @@ class ModelCard:
     description: str = ""
     licence: str = "Apache-2.0"
     reference: dict[str, Any] | None = None
+    speed: dict[str, Any] | None = None
     source: str = ""
 
     @classmethod
@@ -89,6 +95,14 @@ class ModelCard:
             extra = set(Reference.from_card_value(data["reference"], where).dimensions) - {d.name for d in dims}
             if extra:
                 raise ValueError(f"{where}: reference.quantiles has dimensions {sorted(extra)} the model lacks")
+        speed = data.get("speed")
+        if speed is not None and not (
+            isinstance(speed, dict) and isinstance(speed.get("images_per_s"), int | float) and set(speed) <= SPEED_KEYS
+        ):
+            raise ValueError(
+                f"{source or data['name']}: speed is {speed!r}; give a mapping with a number `images_per_s` and "
+                f"optional {sorted(SPEED_KEYS - {'images_per_s'})}, or leave it out"
+            )
         return cls(**{**data, "dimensions": dims, "source": source or data.get("source", "")})
 
     @classmethod
