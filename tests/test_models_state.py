@@ -20,7 +20,7 @@ from agiqa.models.state import STATES, UNTRAINED, ZERO_SHOT, model_state, needs_
 from scoring_fixtures import write_images, write_tiny_model, write_untrained_model
 
 runner = CliRunner()
-SPEED = {"images_per_s": 12.34, "how": "tiny pictures, 1 thread", "source": "here.json"}
+SPEED = {"images_per_s": 12.34, "how": "tiny pictures [b]1 thread[/b]", "source": "here.json"}
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_models_shows_every_state_in_a_column_that_is_never_cut(
             assert any(f"│ {state} " in line for line in lines), (width, long, state)
         text = " ".join(result.output.split())
         assert "--allow-untrained" in text
-        assert "t-trained: 12.3 images/s (tiny pictures, 1 thread; here.json)" in text
+        assert "t-trained: 12.3 images/s (tiny pictures [b]1 thread[/b]; here.json)" in text
         if width == "250":
             row = next(line for line in lines if "│ t-trained " in line)
             assert "12.3 img/s" in row

@@ -36,7 +36,8 @@ def models(
     timed = [r for r in rows if r["speed"]]
     for r in timed:
         how = "; ".join(x for x in (r["speed"].get("how"), r["speed"].get("source")) if x)
-        Console().print(f"{r['name']}: {r['speed']['images_per_s']:.1f} images/s" + (f" ({how})" if how else ""))
+        line = f"{r['name']}: {r['speed']['images_per_s']:.1f} images/s" + (f" ({how})" if how else "")
+        Console().print(line, markup=False, highlight=False)  # a card's text is shown as written
     if not long:
         Console().print("`agiqa models --long` (or --json): descriptions, weight files, training data, every metric.")
     untrained = sum(r["state"] == "untrained" for r in rows)
