@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from agiqa import api
-from agiqa.api.scoring import DEFAULT_MODEL
 from agiqa.cli.app import app
 
 STATE_STYLE = {"trained": "green", "zero-shot": "green", "untrained": "yellow", "weights missing": "red"}
@@ -75,7 +74,7 @@ def _short_table(rows: list[dict]) -> Table:
     tbl.add_column("speed", no_wrap=True)
     tbl.add_column("weights", overflow="fold")
     for r in rows:
-        name = f"{r['name']}\n[dim](default)[/dim]" if r["name"] == DEFAULT_MODEL else r["name"]
+        name = f"{r['name']}\n[dim](default)[/dim]" if r["name"] == api.DEFAULT_MODEL else r["name"]
         tbl.add_row(name, _state(r), _dimensions(r), _headline(r["metrics"]), _speed(r), _weights_here(r))
     return tbl
 
